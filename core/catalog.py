@@ -1,0 +1,38 @@
+"""The action catalog: every bulk action, its batch size and the kind of provider it calls.
+
+The batch size is the provider call unit (e.g. 10 texts per embedding request); the concurrency tag comes from
+the provider block chosen at run time, so the same action can run against the local model or a paid API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import UnknownActionError
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    batch_size: int
+    provider_kind: str
+    description: str
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec("generate_embeddings", 10, "embeddings", "384-d vectors of each company's profile text"),
+        ActionSpec("enrich_companies", 5, "enrichment", "website research through Parallel task runs"),
+        ActionSpec("score_llm_adoption", 3, "llm", "10-criterion LLM adoption score through an LLM"),
+    )
+}
+
+DEFAULT_MAX_COMPANIES = 100_000
+
+
+def get_action(name: str) -> ActionSpec:
+    try:
+        return ACTIONS[name]
+    except KeyError:
+        raise UnknownActionError(name, ACTIONS) from None

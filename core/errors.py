@@ -1,0 +1,143 @@
+"""One error tree for the whole project.
+
+Drawn here so that every layer agrees on what may be retried::
+
+    BulkAIError
+    ├── InputError                      bad request: nothing was created, nothing was lost
+    │   ├── UnknownActionError
+    │   ├── EmptyCompanyListError
+    │   ├── DuplicateCompanyIdsError
+    │   ├── UnknownCompanyIdsError
+    │   └── TooManyCompaniesError
+    ├── ConfigurationError              the deployment is not set up (e.g. a provider limit is missing)
+    │   └── MissingProviderLimitError
+    └── ProviderError                   a provider call went wrong
+        ├── RetryableProviderError      worth another try: 429, 5xx, timeouts, dropped connections
+        │   ├── RateLimitedError        carries the provider's ``retry-after``
+        │   ├── ProviderServerError
+        │   ├── ProviderTimeoutError
+        │   ├── ProviderConnectionError
+        │   └── MalformedResponseError  a 2xx body that is not the JSON it should be (truncated, garbled)
+        └── PermanentProviderError      trying again gives the same answer: 4xx, output that does not parse
+            ├── ProviderRequestError
+            └── InvalidProviderOutputError
+
+Retries have one owner per layer: provider clients retry ``RetryableProviderError`` (tenacity); the batch task
+isolates companies and turns what still fails into dead jobs; Prefect's task retries only cover our own
+infrastructure (the database), never provider errors.  Messages never carry secrets: clients build them from
+status codes and provider error bodies, never from request headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class BulkAIError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class InputError(BulkAIError, ValueError):
+    """The request of a bulk action is invalid; raised before anything is written."""
+
+
+class UnknownActionError(InputError):
+    def __init__(self, action: str, known: Iterable[str]) -> None:
+        self.action = action
+        super().__init__(f"unknown action {action!r}; known actions: {', '.join(sorted(known))}")
+
+
+class EmptyCompanyListError(InputError):
+    def __init__(self) -> None:
+        super().__init__("the company list is empty: select at least one company")
+
+
+class DuplicateCompanyIdsError(InputError):
+    def __init__(self, duplicates: list[int]) -> None:
+        self.duplicates = duplicates
+        super().__init__(f"{len(duplicates)} company id(s) appear more than once: {_preview(duplicates)}")
+
+
+class UnknownCompanyIdsError(InputError):
+    def __init__(self, unknown: list[int]) -> None:
+        self.unknown = unknown
+        super().__init__(f"{len(unknown)} company id(s) are not in the database: {_preview(unknown)}")
+
+
+class TooManyCompaniesError(InputError):
+    def __init__(self, count: int, maximum: int) -> None:
+        self.count = count
+        self.maximum = maximum
+        super().__init__(
+            f"{count} companies exceed the maximum of {maximum} per bulk action; split the selection"
+        )
+
+
+class ConfigurationError(BulkAIError):
+    """The deployment is missing something it needs (a block, a limit)."""
+
+
+class MissingProviderLimitError(ConfigurationError):
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        super().__init__(
+            f"no concurrency limit for provider tag {tag!r}: refusing to run unlimited. "
+            "Provision the limits with `make limits` (python -m deployments.provision_limits)."
+        )
+
+
+class ProviderError(BulkAIError):
+    """A provider call failed. ``provider`` names who failed, never how we authenticated."""
+
+    retryable: bool = False
+    #: how many calls were made before giving up (set by the retrying layer)
+    attempts: int = 1
+
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        prefix = f"{provider}: " if provider else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class RetryableProviderError(ProviderError):
+    retryable = True
+
+
+class RateLimitedError(RetryableProviderError):
+    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider, status_code=429)
+
+
+class ProviderServerError(RetryableProviderError):
+    pass
+
+
+class ProviderTimeoutError(RetryableProviderError):
+    pass
+
+
+class ProviderConnectionError(RetryableProviderError):
+    pass
+
+
+class MalformedResponseError(RetryableProviderError):
+    pass
+
+
+class PermanentProviderError(ProviderError):
+    retryable = False
+
+
+class ProviderRequestError(PermanentProviderError):
+    pass
+
+
+class InvalidProviderOutputError(PermanentProviderError):
+    pass
+
+
+def _preview(ids: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f", … (+{len(ids) - limit} more)" if len(ids) > limit else "")

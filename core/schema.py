@@ -1,0 +1,249 @@
+"""The company database: typed SQLAlchemy 2 models.
+
+One schema serves SQLite (the embedded default) and PostgreSQL; vectors are stored as float32 bytes so both
+backends hold them the same way and search runs in numpy (see ``core.search``).  Every vector carries the id of
+the model that produced it, and search only ever compares vectors of one model.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on both backends (SQLite drops the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class CompanyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+    MERGED = "merged"
+
+
+class EnrichmentStatus(enum.StrEnum):
+    NEVER = "never"
+    ENRICHED = "enriched"
+    FAILED_RETRYABLE = "failed_retryable"
+    FAILED_PERMANENT = "failed_permanent"
+
+
+class BulkActionStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (BulkActionStatus.COMPLETED, BulkActionStatus.FAILED, BulkActionStatus.CANCELLED)
+
+
+class OutcomeStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class DeadJobStatus(enum.StrEnum):
+    OPEN = "open"
+    REQUEUED = "requeued"
+    NEEDS_REVIEW = "needs_review"
+    DISCARDED = "discarded"
+    RESOLVED = "resolved"
+
+
+def _enum(cls: type[enum.StrEnum]) -> Enum:
+    # Stored as plain strings (no native ENUM): adding a state later is a code change, not a migration.
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    website: Mapped[str | None] = mapped_column(String(500))
+    industry: Mapped[str | None] = mapped_column(String(200))
+    nace_code: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(100))
+    activity_description: Mapped[str | None] = mapped_column(Text)
+    ownership_type: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[CompanyStatus] = mapped_column(_enum(CompanyStatus), default=CompanyStatus.ACTIVE)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    enrichment_status: Mapped[EnrichmentStatus] = mapped_column(
+        _enum(EnrichmentStatus), default=EnrichmentStatus.NEVER
+    )
+    enriched_at: Mapped[datetime | None]
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    embeddings: Mapped[list[CompanyEmbedding]] = relationship(
+        back_populates="company", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (Index("ix_companies_enrichment_due", "status", "enrichment_status", "enriched_at"),)
+
+
+class CompanyEmbedding(Base):
+    """One vector per company and model; ``text_sha256`` makes re-embedding unchanged text a no-op."""
+
+    __tablename__ = "company_embeddings"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(200))
+    dimension: Mapped[int] = mapped_column(Integer)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    company: Mapped[Company] = relationship(back_populates="embeddings")
+
+    __table_args__ = (
+        UniqueConstraint("company_id", "model_id", name="uq_company_embeddings_company_model"),
+        Index("ix_company_embeddings_model", "model_id"),
+    )
+
+
+class BulkAction(Base):
+    """One bulk action: what ran, over how many companies, how far it got and how it ended."""
+
+    __tablename__ = "bulk_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    status: Mapped[BulkActionStatus] = mapped_column(
+        _enum(BulkActionStatus), default=BulkActionStatus.PENDING
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    error_summary: Mapped[dict[str, Any] | None]
+    parameters: Mapped[dict[str, Any] | None]
+    created_by: Mapped[str] = mapped_column(String(200), default="unknown")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    outcomes: Mapped[list[BulkActionOutcome]] = relationship(
+        back_populates="bulk_action", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (Index("ix_bulk_actions_status_finished", "status", "finished_at"),)
+
+
+class BulkActionOutcome(Base):
+    """A company's place and result in a bulk action.
+
+    Rows are written as ``pending`` when the action is created, in selection order (``position``): that is the
+    action's membership, which a rerun reads back to rebuild exactly the same batches (and so hit its checkpoints).
+    """
+
+    __tablename__ = "bulk_action_outcomes"
+
+    bulk_action_id: Mapped[int] = mapped_column(
+        ForeignKey("bulk_actions.id", ondelete="CASCADE"), primary_key=True
+    )
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[OutcomeStatus] = mapped_column(_enum(OutcomeStatus), default=OutcomeStatus.PENDING)
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    bulk_action: Mapped[BulkAction] = relationship(back_populates="outcomes")
+
+    __table_args__ = (Index("ix_bulk_action_outcomes_position", "bulk_action_id", "position"),)
+
+
+class DeadJob(Base):
+    """A company that still failed after its retries, kept for the dead-job review."""
+
+    __tablename__ = "dead_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    error_class: Mapped[str] = mapped_column(String(200))
+    error_message: Mapped[str] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[DeadJobStatus] = mapped_column(_enum(DeadJobStatus), default=DeadJobStatus.OPEN)
+    requeue_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("bulk_action_id", "company_id", name="uq_dead_jobs_action_company"),
+        Index("ix_dead_jobs_status_action", "status", "action"),
+    )

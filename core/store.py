@@ -1,0 +1,298 @@
+"""Queries and writes of the company store, shared by every action.
+
+Functions take a ``Session`` and never commit: the caller owns the transaction (see ``core.db.session_scope``).
+Large id lists are chunked so SQLite's bound-parameter limit never bites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.schema import (
+    BulkAction,
+    BulkActionOutcome,
+    BulkActionStatus,
+    Company,
+    CompanyEmbedding,
+    DeadJob,
+    DeadJobStatus,
+    OutcomeStatus,
+    utcnow,
+)
+
+CHUNK = 900
+
+
+def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def upsert(
+    session: Session, table: Table, rows: list[dict[str, Any]], keys: Sequence[str], update_cols: Sequence[str]
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    for part in chunked(rows, 500):
+        stmt = module.insert(table).values(list(part))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update_cols}
+        )
+        session.execute(stmt)
+
+
+# --- companies ---------------------------------------------------------------------------------------------
+
+
+def existing_company_ids(session: Session, ids: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    for part in chunked(list(ids)):
+        found.update(session.scalars(select(Company.id).where(Company.id.in_(part))))
+    return found
+
+
+def load_companies(session: Session, ids: Sequence[int]) -> list[Company]:
+    """Companies in the order of ``ids``; ids not found are left out (the caller validated them)."""
+    by_id: dict[int, Company] = {}
+    for part in chunked(list(ids)):
+        by_id.update((c.id, c) for c in session.scalars(select(Company).where(Company.id.in_(part))))
+    return [by_id[i] for i in ids if i in by_id]
+
+
+# --- bulk actions ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    total: int
+    succeeded: int
+    skipped: int
+    failed: int
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.skipped + self.failed
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failed / self.processed if self.processed else 0.0
+
+
+def create_bulk_action(
+    session: Session,
+    *,
+    action: str,
+    company_ids: Sequence[int],
+    created_by: str,
+    priority: int = 0,
+    flow_run_id: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    parent_id: int | None = None,
+) -> BulkAction:
+    """The action record plus one ``pending`` outcome row per company, in selection order."""
+    record = BulkAction(
+        action=action,
+        status=BulkActionStatus.PENDING,
+        total=len(company_ids),
+        created_by=created_by,
+        priority=priority,
+        flow_run_id=flow_run_id,
+        parameters=parameters or {},
+        parent_id=parent_id,
+    )
+    session.add(record)
+    session.flush()
+    rows = [
+        {"bulk_action_id": record.id, "company_id": cid, "position": pos, "status": OutcomeStatus.PENDING}
+        for pos, cid in enumerate(company_ids)
+    ]
+    for part in chunked(rows, 2000):
+        session.execute(insert(BulkActionOutcome), list(part))
+    return record
+
+
+def find_bulk_action_by_flow_run(session: Session, flow_run_id: str) -> BulkAction | None:
+    return session.scalars(select(BulkAction).where(BulkAction.flow_run_id == flow_run_id)).one_or_none()
+
+
+def bulk_action_company_ids(session: Session, bulk_action_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(BulkActionOutcome.company_id)
+            .where(BulkActionOutcome.bulk_action_id == bulk_action_id)
+            .order_by(BulkActionOutcome.position)
+        )
+    )
+
+
+def outcome_counts(session: Session, bulk_action_id: int) -> OutcomeCounts:
+    rows = session.execute(
+        select(BulkActionOutcome.status, func.count())
+        .where(BulkActionOutcome.bulk_action_id == bulk_action_id)
+        .group_by(BulkActionOutcome.status)
+    ).all()
+    by_status = {OutcomeStatus(s): int(n) for s, n in rows}
+    return OutcomeCounts(
+        total=sum(by_status.values()),
+        succeeded=by_status.get(OutcomeStatus.SUCCEEDED, 0),
+        skipped=by_status.get(OutcomeStatus.SKIPPED, 0),
+        failed=by_status.get(OutcomeStatus.FAILED, 0),
+    )
+
+
+def write_progress(session: Session, bulk_action_id: int) -> OutcomeCounts:
+    """Recount outcomes from the rows themselves (so a resumed run counts its checkpointed batches too)."""
+    counts = outcome_counts(session, bulk_action_id)
+    session.execute(
+        update(BulkAction)
+        .where(BulkAction.id == bulk_action_id)
+        .values(
+            processed=counts.processed,
+            succeeded=counts.succeeded,
+            skipped=counts.skipped,
+            failed=counts.failed,
+            updated_at=utcnow(),
+        )
+    )
+    return counts
+
+
+def set_status(
+    session: Session,
+    bulk_action_id: int,
+    status: BulkActionStatus,
+    *,
+    reason: str | None = None,
+    error_summary: dict[str, Any] | None = None,
+    flow_run_id: str | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": utcnow()}
+    if status is BulkActionStatus.RUNNING:
+        values["started_at"] = utcnow()
+        values["finished_at"] = None
+    if status.finished:
+        values["finished_at"] = utcnow()
+    if error_summary is not None:
+        values["error_summary"] = error_summary
+    if flow_run_id is not None:
+        values["flow_run_id"] = flow_run_id
+    session.execute(update(BulkAction).where(BulkAction.id == bulk_action_id).values(**values))
+
+
+def error_summary(session: Session, bulk_action_id: int, limit: int = 10) -> dict[str, Any]:
+    """Dead jobs of the action grouped by error class: what a human needs to see first."""
+    rows = session.execute(
+        select(DeadJob.error_class, func.count(), func.min(DeadJob.error_message))
+        .where(DeadJob.bulk_action_id == bulk_action_id)
+        .group_by(DeadJob.error_class)
+        .order_by(func.count().desc())
+        .limit(limit)
+    ).all()
+    return {cls: {"count": int(n), "example": example} for cls, n, example in rows}
+
+
+# --- outcomes and dead jobs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompanyResult:
+    """What happened to one company in one batch."""
+
+    company_id: int
+    status: OutcomeStatus
+    detail: str | None = None
+    attempts: int = 1
+    error_class: str | None = None
+    retryable: bool = False
+
+
+def record_results(session: Session, bulk_action_id: int, action: str, results: Iterable[CompanyResult]) -> None:
+    """Write each company's outcome; failures become (or refresh) dead jobs."""
+    results = list(results)
+    if not results:
+        return
+    now = utcnow()
+    session.execute(
+        update(BulkActionOutcome),
+        [
+            {
+                "bulk_action_id": bulk_action_id,
+                "company_id": r.company_id,
+                "status": r.status,
+                "detail": r.detail,
+                "attempts": r.attempts,
+                "updated_at": now,
+            }
+            for r in results
+        ],
+    )
+    dead = [
+        {
+            "bulk_action_id": bulk_action_id,
+            "action": action,
+            "company_id": r.company_id,
+            "error_class": r.error_class or "Error",
+            "error_message": (r.detail or "")[:2000],
+            "retryable": r.retryable,
+            "attempts": r.attempts,
+            "status": DeadJobStatus.OPEN,
+            "created_at": now,
+        }
+        for r in results
+        if r.status is OutcomeStatus.FAILED
+    ]
+    upsert(
+        session,
+        DeadJob.__table__,  # type: ignore[arg-type]
+        dead,
+        keys=("bulk_action_id", "company_id"),
+        update_cols=("error_class", "error_message", "retryable", "attempts", "created_at"),
+    )
+
+
+def open_dead_jobs(session: Session, bulk_action_id: int | None = None) -> list[DeadJob]:
+    stmt = select(DeadJob).where(DeadJob.status == DeadJobStatus.OPEN).order_by(DeadJob.id)
+    if bulk_action_id is not None:
+        stmt = stmt.where(DeadJob.bulk_action_id == bulk_action_id)
+    return list(session.scalars(stmt))
+
+
+# --- embeddings --------------------------------------------------------------------------------------------
+
+
+def embedding_hashes(session: Session, company_ids: Sequence[int], model_id: str) -> dict[int, str]:
+    """The text hash of each company's current vector for ``model_id``: equal hash means nothing to do."""
+    found: dict[int, str] = {}
+    for part in chunked(list(company_ids)):
+        rows = session.execute(
+            select(CompanyEmbedding.company_id, CompanyEmbedding.text_sha256).where(
+                CompanyEmbedding.model_id == model_id, CompanyEmbedding.company_id.in_(part)
+            )
+        ).tuples()
+        found.update((company_id, sha) for company_id, sha in rows)
+    return found
+
+
+def upsert_embeddings(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Rows of company_id, model_id, dimension, text_sha256, text, vector; one row per company and model."""
+    now: datetime = utcnow()
+    for row in rows:
+        row.setdefault("created_at", now)
+        row["updated_at"] = now
+    upsert(
+        session,
+        CompanyEmbedding.__table__,  # type: ignore[arg-type]
+        rows,
+        keys=("company_id", "model_id"),
+        update_cols=("dimension", "text_sha256", "text", "vector", "updated_at"),
+    )

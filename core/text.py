@@ -1,0 +1,23 @@
+"""Text templates: what a provider sees of a company."""
+
+from __future__ import annotations
+
+import hashlib
+
+from core.schema import Company
+
+EMBEDDING_TEMPLATE = "Company: {name}. Industry: {industry}. Business: {activity}. Location: {country}."
+
+
+def embedding_text(company: Company) -> str:
+    """The design's template; missing fields read 'unknown' so the sentence stays well formed."""
+    return EMBEDDING_TEMPLATE.format(
+        name=company.name.strip(),
+        industry=(company.industry or "unknown").strip(),
+        activity=(company.activity_description or "unknown").strip().rstrip("."),
+        country=(company.country or "unknown").strip(),
+    )
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

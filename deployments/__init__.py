@@ -1,0 +1,1 @@
+"""How flows run: provisioning limits, registering blocks, serving deployments."""

@@ -1,0 +1,72 @@
+"""Provision the providers' concurrency and rate limits on the Prefect server, idempotently.
+
+Limits live on the server, not in code, so operators change them without a deploy (Prefect UI → Concurrency).
+Each provider tag gets a concurrency limit named ``tag:<tag>`` (the name Prefect's task engine uses for tags);
+providers with a requests-per-minute budget also get a rate limit ``rate:<tag>`` (slot decay) used by the
+clients that pace themselves.  Running this twice changes nothing; changing a number updates the limit.
+
+    python -m deployments.provision_limits                 # the defaults below
+    python -m deployments.provision_limits --set groq=2 --rate groq=30
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from prefect.client.orchestration import get_client
+
+#: batches of each provider allowed in flight at once (across every flow run and worker)
+DEFAULT_CONCURRENCY: dict[str, int] = {
+    "embeddings-local": 2,  # CPU-bound: one batch per core
+    "workers-ai": 8,
+    "openai-embeddings": 8,
+    "parallel": 16,
+    "groq": 2,
+    "anthropic": 4,
+    "llm-local": 4,
+}
+#: requests per minute, for providers that limit by rate rather than concurrency
+DEFAULT_RATE_PER_MINUTE: dict[str, int] = {"groq": 30, "parallel": 2000}
+
+
+def provision_limits(
+    concurrency: Mapping[str, int] | None = None, rate_per_minute: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Create or update every limit; returns name → limit as now set."""
+    concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
+    rate_per_minute = {**DEFAULT_RATE_PER_MINUTE, **(rate_per_minute or {})}
+    applied: dict[str, int] = {}
+    with get_client(sync_client=True) as client:
+        for tag, limit in concurrency.items():
+            client.upsert_global_concurrency_limit_by_name(f"tag:{tag}", limit)
+            applied[f"tag:{tag}"] = limit
+        for tag, per_minute in rate_per_minute.items():
+            client.upsert_global_concurrency_limit_by_name(
+                f"rate:{tag}", per_minute, slot_decay_per_second=per_minute / 60.0
+            )
+            applied[f"rate:{tag}"] = per_minute
+    return applied
+
+
+def _pairs(values: list[str]) -> dict[str, int]:
+    parsed: dict[str, int] = {}
+    for value in values:
+        tag, _, number = value.partition("=")
+        if not tag or not number.isdigit() or int(number) < 1:
+            raise SystemExit(f"expected TAG=N with N ≥ 1, got {value!r}")
+        parsed[tag] = int(number)
+    return parsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", action="append", default=[], metavar="TAG=N", help="concurrency limit")
+    parser.add_argument("--rate", action="append", default=[], metavar="TAG=N", help="requests per minute")
+    args = parser.parse_args(argv)
+    for name, limit in provision_limits(_pairs(args.set), _pairs(args.rate)).items():
+        print(f"{name:28s} {limit}")
+
+
+if __name__ == "__main__":
+    main()

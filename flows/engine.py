@@ -1,0 +1,391 @@
+"""The bulk-action engine every action flow runs on.
+
+It validates the request, creates the bulk action record once (a retried flow run, or a rerun given
+``bulk_action_id``, reuses it), splits the companies into batches of the action's size and maps one
+``process_batch`` task per batch, tagged with the provider's concurrency tag.  It keeps no more batches of a
+provider in flight than that provider's limit, read from Prefect, so the server's slots are never contended
+(Prefect hands contended slots out slowly); a missing limit stops the run instead of silently running unlimited.
+
+Progress goes to the database every ``progress_every`` batches and at the end, and to a live progress artifact;
+a summary table artifact closes the run.  Status goes pending → running → completed, or failed when the share
+of failed companies passes ``failure_threshold``, or cancelled when the flow run is cancelled.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from prefect import Flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Cancelled, State
+
+from blocks.database import CompanyDatabase
+from blocks.loading import load_database, load_provider_block
+from core.catalog import DEFAULT_MAX_COMPANIES, get_action
+from core.errors import InputError, MissingProviderLimitError
+from core.schema import BulkAction, BulkActionStatus
+from core.store import (
+    CompanyResult,
+    bulk_action_company_ids,
+    create_bulk_action,
+    error_summary,
+    existing_company_ids,
+    find_bulk_action_by_flow_run,
+    record_results,
+    set_status,
+    write_progress,
+)
+from core.validation import validate_request
+from tasks.batch import BatchReport, failure, process_batch
+
+
+class BulkActionFailedError(RuntimeError):
+    """Raised at the end of a bulk action whose failures passed its threshold (the flow run ends Failed)."""
+
+
+@dataclass(frozen=True)
+class BulkActionRequest:
+    action: str
+    company_ids: Sequence[int]
+    provider: str
+    database: str = "default"
+    created_by: str = "unknown"
+    priority: int = 0
+    bulk_action_id: int | None = None
+    parent_id: int | None = None
+    max_companies: int = DEFAULT_MAX_COMPANIES
+    progress_every: int = 5
+    failure_threshold: float = 0.5
+    cancel_check_seconds: float = 2.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BulkActionSummary:
+    bulk_action_id: int
+    action: str
+    status: str
+    total: int
+    succeeded: int
+    skipped: int
+    failed: int
+    batches: int
+    batches_from_checkpoint: int
+    provider_calls: int
+    seconds: float
+    errors: dict[str, int]
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = [
+            {"metric": name, "value": getattr(self, name)}
+            for name in (
+                "bulk_action_id",
+                "action",
+                "status",
+                "total",
+                "succeeded",
+                "skipped",
+                "failed",
+                "batches",
+                "batches_from_checkpoint",
+                "provider_calls",
+            )
+        ]
+        rows.append({"metric": "seconds", "value": round(self.seconds, 2)})
+        rows.extend({"metric": f"dead jobs: {cls}", "value": n} for cls, n in sorted(self.errors.items()))
+        return rows
+
+
+def provider_window(tag: str) -> int:
+    """The provider's concurrency limit from Prefect: how many of its batches may be in flight."""
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(f"tag:{tag}")
+        except ObjectNotFound:
+            raise MissingProviderLimitError(tag) from None
+    if not limit.active or limit.limit < 1:
+        raise MissingProviderLimitError(tag)
+    return int(limit.limit)
+
+
+def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: str) -> tuple[int, list[int]]:
+    """Find or create the bulk action record and return it with its companies in selection order."""
+    with db.session() as session:
+        record = find_bulk_action_by_flow_run(session, flow_run_id)
+        if record is None and request.bulk_action_id is not None:
+            record = session.get(BulkAction, request.bulk_action_id)
+            if record is None:
+                raise InputError(f"bulk action {request.bulk_action_id} does not exist")
+            if record.action != request.action:
+                raise InputError(f"bulk action {record.id} is a {record.action!r} action, not {request.action!r}")
+            if record.status is BulkActionStatus.RUNNING and record.flow_run_id != flow_run_id:
+                _refuse_if_owner_alive(record)
+            history = list((record.parameters or {}).get("flow_runs", []))
+            record.parameters = {**(record.parameters or {}), "flow_runs": [*history, flow_run_id]}
+            record.flow_run_id = flow_run_id
+        if record is not None:
+            ids = bulk_action_company_ids(session, record.id)
+            if request.company_ids and list(request.company_ids) != ids:
+                raise InputError(
+                    f"company_ids differ from bulk action {record.id}'s selection; omit them to resume it"
+                )
+            return record.id, ids
+        ids = list(request.company_ids)
+        validate_request(
+            request.action,
+            ids,
+            max_companies=request.max_companies,
+            existing_ids=lambda chunk: existing_company_ids(session, chunk),
+        )
+        record = create_bulk_action(
+            session,
+            action=request.action,
+            company_ids=ids,
+            created_by=request.created_by,
+            priority=request.priority,
+            flow_run_id=flow_run_id,
+            parent_id=request.parent_id,
+            parameters={
+                "provider": request.provider,
+                "database": request.database,
+                "options": request.options,
+                "flow_runs": [flow_run_id],
+            },
+        )
+        return record.id, ids
+
+
+def _refuse_if_owner_alive(record: BulkAction) -> None:
+    """Two flow runs must never drive one bulk action at once."""
+    if not record.flow_run_id:
+        return
+    with get_client(sync_client=True) as client:
+        try:
+            owner: FlowRun | None = client.read_flow_run(record.flow_run_id)  # type: ignore[arg-type]
+        except (ObjectNotFound, ValueError):
+            owner = None
+    if owner is not None and owner.state is not None and owner.state.type is StateType.RUNNING:
+        raise InputError(f"bulk action {record.id} is being run by flow run {owner.id}; cancel it first")
+
+
+class _CancellationWatch:
+    """Asks the API, at most every ``interval`` seconds, whether this flow run is being cancelled."""
+
+    def __init__(self, flow_run_id: str, interval: float) -> None:
+        self._flow_run_id = flow_run_id
+        self._interval = interval
+        self._next = time.monotonic() + interval
+        self.requested = False
+
+    def check(self) -> bool:
+        if self.requested or time.monotonic() < self._next:
+            return self.requested
+        self._next = time.monotonic() + self._interval
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(self._flow_run_id).state  # type: ignore[arg-type]
+        self.requested = state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
+        return self.requested
+
+
+def _artifact_key(action: str, bulk_action_id: int, what: str) -> str:
+    return f"{action.replace('_', '-')}-{bulk_action_id}-{what}"
+
+
+def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any]:
+    """Run one bulk action inside the current flow run; see the module docstring."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    spec = get_action(request.action)
+    if not 0.0 <= request.failure_threshold <= 1.0:
+        raise InputError("failure_threshold must be between 0 and 1")
+    if request.progress_every < 1:
+        raise InputError("progress_every must be at least 1")
+    db = load_database(request.database)
+    tag = str(load_provider_block(request.provider).concurrency_tag)
+    window = provider_window(tag)
+    flow_run_id = str(current_flow_run.id)
+    bulk_action_id, company_ids = _open_record(db, request, flow_run_id)
+    with db.session() as session:
+        set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
+    batches = [
+        tuple(company_ids[i : i + spec.batch_size]) for i in range(0, len(company_ids), spec.batch_size)
+    ]
+    logger.info(
+        "bulk action %d: %s over %d companies in %d batches of %d; provider %s (tag %r, %d in flight)",
+        bulk_action_id,
+        request.action,
+        len(company_ids),
+        len(batches),
+        spec.batch_size,
+        request.provider,
+        tag,
+        window,
+    )
+    progress_id = create_progress_artifact(
+        0.0,
+        key=_artifact_key(request.action, bulk_action_id, "progress"),
+        description=f"Bulk action {bulk_action_id}: {request.action} over {len(company_ids)} companies",
+    )
+    submit = process_batch.with_options(tags=[tag])
+    done: queue.Queue[PrefectFuture[BatchReport]] = queue.Queue()
+    watch = _CancellationWatch(flow_run_id, request.cancel_check_seconds)
+    next_batch = in_flight = finished = from_checkpoint = provider_calls = 0
+    errors: Counter[str] = Counter()
+    batch_of: dict[UUID, tuple[int, ...]] = {}
+
+    while next_batch < len(batches) or in_flight:
+        while in_flight < window and next_batch < len(batches) and not watch.requested:
+            future = submit.submit(
+                request.action,
+                bulk_action_id,
+                next_batch,
+                batches[next_batch],
+                request.database,
+                request.provider,
+                request.options,
+            )
+            future.add_done_callback(done.put)
+            batch_of[future.task_run_id] = batches[next_batch]
+            in_flight += 1
+            next_batch += 1
+        if in_flight == 0:
+            break
+        try:
+            future = done.get(timeout=request.cancel_check_seconds)
+        except queue.Empty:
+            watch.check()
+            continue
+        in_flight -= 1
+        finished += 1
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            report: BatchReport = state.result()
+            from_checkpoint += state.name == "Cached"
+            provider_calls += report.provider_calls
+            errors.update(report.errors)
+        else:
+            logger.error("batch %s ended %s: %s", future.task_run_id, state.type.value, state.message)
+            errors.update(
+                _record_crashed_batch(db, request.action, bulk_action_id, state, batch_of[future.task_run_id])
+            )
+        del batch_of[future.task_run_id]
+        if finished % request.progress_every == 0:
+            with db.session() as session:
+                write_progress(session, bulk_action_id)
+            update_progress_artifact(progress_id, 100.0 * finished / len(batches))
+            watch.check()
+
+    cancelled = watch.requested
+    with db.session() as session:
+        counts = write_progress(session, bulk_action_id)
+        summary_errors = error_summary(session, bulk_action_id)
+        if cancelled:
+            status, reason = BulkActionStatus.CANCELLED, f"flow run cancelled after {finished} batches"
+        elif counts.total and counts.failed / counts.total > request.failure_threshold:
+            status = BulkActionStatus.FAILED
+            reason = (
+                f"{counts.failed} of {counts.total} companies failed, "
+                f"more than the threshold of {request.failure_threshold:.0%}"
+            )
+        else:
+            status, reason = BulkActionStatus.COMPLETED, None
+        set_status(session, bulk_action_id, status, reason=reason, error_summary=summary_errors)
+    update_progress_artifact(progress_id, 100.0 * finished / max(len(batches), 1))
+    summary = BulkActionSummary(
+        bulk_action_id=bulk_action_id,
+        action=request.action,
+        status=status.value,
+        total=counts.total,
+        succeeded=counts.succeeded,
+        skipped=counts.skipped,
+        failed=counts.failed,
+        batches=len(batches),
+        batches_from_checkpoint=from_checkpoint,
+        provider_calls=provider_calls,
+        seconds=time.perf_counter() - started,
+        errors=dict(errors),
+    )
+    create_table_artifact(
+        summary.as_rows(),
+        key=_artifact_key(request.action, bulk_action_id, "summary"),
+        description=f"Bulk action {bulk_action_id} ({request.action}): {status.value}",
+    )
+    logger.info(
+        "bulk action %d %s: %d succeeded, %d skipped, %d failed; %d/%d batches from checkpoints; %.1f s",
+        bulk_action_id,
+        status.value,
+        summary.succeeded,
+        summary.skipped,
+        summary.failed,
+        from_checkpoint,
+        len(batches),
+        summary.seconds,
+    )
+    if status is BulkActionStatus.CANCELLED:
+        return Cancelled(message=f"bulk action {bulk_action_id} cancelled: {reason}")
+    if status is BulkActionStatus.FAILED:
+        raise BulkActionFailedError(f"bulk action {bulk_action_id} failed: {reason}")
+    return summary
+
+
+def _record_crashed_batch(
+    db: CompanyDatabase, action: str, bulk_action_id: int, state: State[Any], ids: tuple[int, ...]
+) -> Counter[str]:
+    """A batch task that failed as a whole (our infrastructure, after retries): its companies become dead jobs."""
+    try:
+        state.result()
+        error: BaseException = RuntimeError(f"batch ended {state.type.value}: {state.message}")
+    except BaseException as exc:  # noqa: BLE001 - the task's exception is what we record
+        error = exc
+    results: list[CompanyResult] = [failure(cid, error, attempts=1) for cid in ids]
+    try:
+        with db.session() as session:
+            record_results(session, bulk_action_id, action, results)
+    except Exception:  # noqa: BLE001 - the database may be what failed; the outcome rows stay 'pending'
+        get_run_logger().exception("could not record the failure of a batch of bulk action %d", bulk_action_id)
+    return Counter({type(error).__name__: len(ids)})
+
+
+# --- hooks: the record follows the flow run even when the engine is not running anymore ---------------------
+
+
+def _finish_from_hook(flow_run: FlowRun, status: BulkActionStatus, reason: str) -> None:
+    database = str((flow_run.parameters or {}).get("database") or "default")
+    db = load_database(database)
+    with db.session() as session:
+        record = find_bulk_action_by_flow_run(session, str(flow_run.id))
+        if record is None or record.status.finished:
+            return
+        write_progress(session, record.id)
+        set_status(session, record.id, status, reason=reason, error_summary=error_summary(session, record.id))
+
+
+def mark_cancelled(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    _finish_from_hook(flow_run, BulkActionStatus.CANCELLED, f"flow run cancelled: {state.message or ''}".strip())
+
+
+def mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    _finish_from_hook(flow_run, BulkActionStatus.FAILED, f"flow run crashed: {state.message or ''}".strip())
+
+
+def mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    _finish_from_hook(flow_run, BulkActionStatus.FAILED, f"flow run failed: {state.message or ''}".strip())
+
+
+BULK_ACTION_HOOKS: dict[str, Any] = {
+    "on_cancellation": [mark_cancelled],
+    "on_crashed": [mark_crashed],
+    "on_failure": [mark_failed],
+}

@@ -1,0 +1,64 @@
+"""generate_embeddings: a 384-d vector for each selected company, skipping those whose text is unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from core.catalog import DEFAULT_MAX_COMPANIES
+from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
+
+DEFAULT_EMBEDDING_PROVIDER = "local-minilm-embeddings/default"
+
+
+@flow(
+    name="generate-embeddings",
+    task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]
+    validate_parameters=True,
+    **BULK_ACTION_HOOKS,
+)
+def generate_embeddings(
+    company_ids: list[int] | None = None,
+    provider: str = DEFAULT_EMBEDDING_PROVIDER,
+    database: str = "default",
+    created_by: str = "prefect",
+    priority: int = 0,
+    bulk_action_id: int | None = None,
+    failure_threshold: float = 0.5,
+    progress_every: int = 5,
+    max_companies: int = DEFAULT_MAX_COMPANIES,
+) -> BulkActionSummary | State[Any]:
+    """Embed the companies' profile text with the chosen embedding provider block.
+
+    Args:
+        company_ids: companies to embed; leave empty together with ``bulk_action_id`` to resume that action.
+        provider: embedding block as ``<block-type>/<name>``, e.g. ``workers-ai-embeddings/default``.
+        database: name of the company-database block.
+        created_by: who asked, recorded on the bulk action.
+        priority: recorded on the bulk action (higher runs first in scheduled work).
+        bulk_action_id: rerun this bulk action (after a crash or cancellation) from its checkpoints.
+        failure_threshold: share of failed companies above which the action ends ``failed``.
+        progress_every: write progress to the database every this many batches.
+        max_companies: refuse selections larger than this.
+    """
+    return run_bulk_action(
+        BulkActionRequest(
+            action="generate_embeddings",
+            company_ids=company_ids or [],
+            provider=provider,
+            database=database,
+            created_by=created_by,
+            priority=priority,
+            bulk_action_id=bulk_action_id,
+            failure_threshold=failure_threshold,
+            progress_every=progress_every,
+            max_companies=max_companies,
+        )
+    )
+
+
+if __name__ == "__main__":
+    generate_embeddings()

@@ -1,0 +1,184 @@
+"""Anthropic Messages API and Message Batches.
+
+A batch's results are computed at creation (each item may meet its own ``invalid_output`` or ``fail_run``
+fault, matched against that item alone) and released when ``job_duration_s`` has passed, or shortly after a
+cancel.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from sandbox.faults import ITEM_FAULTS
+from sandbox.gateway import FAULT_KEY, TOKENS_KEY
+from sandbox.generate import chat_reply, count_tokens
+from sandbox.jobs import BatchItem, Clock, MessageBatch, new_batch_id
+from sandbox.providers import error_response, last_user_text, message_text, read_json
+from sandbox.state import SandboxState, get_state
+
+router = APIRouter(tags=["anthropic"])
+State = Annotated[SandboxState, Depends(get_state)]
+
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_BATCH_REQUESTS = 100_000
+
+
+def params_problem(params: Any, where: str = "") -> str | None:
+    """Why Messages ``params`` are invalid, or ``None``."""
+    if not isinstance(params, dict):
+        return f"{where}params: must be an object" if where else "Request body must be a JSON object"
+    if not isinstance(params.get("model"), str) or not params["model"]:
+        return f"{where}model: Field required"
+    max_tokens = params.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        return f"{where}max_tokens: Field required (a positive integer)"
+    messages = params.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return f"{where}messages: must be a non-empty list"
+    if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant") for m in messages):
+        return f"{where}messages: each message needs role `user` or `assistant`"
+    return None
+
+
+def message_for(params: dict[str, Any], *, invalid: bool) -> dict[str, Any]:
+    """The Messages API answer to valid ``params``."""
+    system = params.get("system")
+    texts = [("system", message_text(system))] if system else []
+    texts += [(m["role"], message_text(m.get("content"))) for m in params["messages"]]
+    text = chat_reply(
+        json.dumps(texts, ensure_ascii=False), last_user_text(params["messages"]), invalid=invalid
+    )
+    stop_reason = "end_turn"
+    if count_tokens(text) > params["max_tokens"]:
+        text = " ".join(text.split()[: params["max_tokens"]])
+        stop_reason = "max_tokens"
+    return {
+        "id": f"msg_sandbox_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": params["model"],
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": sum(count_tokens(t) for _, t in texts),
+            "output_tokens": count_tokens(text),
+        },
+    }
+
+
+@router.post("/v1/messages")
+async def create_message(request: Request) -> JSONResponse:
+    payload = await read_json(request)
+    problem = params_problem(payload)
+    if problem is not None:
+        return error_response("anthropic", 400, "invalid_request", problem)
+    if payload.get("stream"):
+        return error_response(
+            "anthropic", 400, "invalid_request", "stream=true is not supported by the sandbox"
+        )
+    message = message_for(payload, invalid=request.scope.pop(FAULT_KEY, None) == "invalid_output")
+    usage = message["usage"]
+    request.scope[TOKENS_KEY] = usage["input_tokens"] + usage["output_tokens"]
+    return JSONResponse(message)
+
+
+def _batch_problem(payload: Any) -> str | None:
+    if not isinstance(payload, dict) or not isinstance(payload.get("requests"), list):
+        return "requests: Field required"
+    requests = payload["requests"]
+    if not 1 <= len(requests) <= MAX_BATCH_REQUESTS:
+        return f"requests: must contain between 1 and {MAX_BATCH_REQUESTS} items"
+    seen: set[str] = set()
+    for index, item in enumerate(requests):
+        where = f"requests.{index}."
+        if not isinstance(item, dict):
+            return f"{where[:-1]}: must be an object"
+        custom_id = item.get("custom_id")
+        if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
+            return f"{where}custom_id: String should match pattern '{CUSTOM_ID.pattern}'"
+        if custom_id in seen:
+            return f"{where}custom_id: Duplicate custom_id {custom_id!r}; custom_id values must be unique"
+        seen.add(custom_id)
+        problem = params_problem(item.get("params"), f"{where}params.")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _item(state: SandboxState, item: dict[str, Any]) -> BatchItem:
+    """One batch request's outcome, with its own fault draw (``match`` sees only this item)."""
+    text = json.dumps(item, ensure_ascii=False)
+    fault = state.faults.pick("anthropic", "batches_create", text, ITEM_FAULTS)
+    if fault is not None:
+        state.stats.fault("anthropic", "batches_create", fault.kind)
+    if fault is not None and fault.kind == "fail_run":
+        error = {"type": "api_error", "message": "Sandbox injected item failure"}
+        return BatchItem(
+            item["custom_id"], "errored", {"type": "errored", "error": {"type": "error", "error": error}}
+        )
+    message = message_for(item["params"], invalid=fault is not None and fault.kind == "invalid_output")
+    return BatchItem(item["custom_id"], "succeeded", {"type": "succeeded", "message": message})
+
+
+def _results_url(request: Request, batch_id: str) -> str:
+    return f"{request.base_url}v1/messages/batches/{batch_id}/results"
+
+
+def _not_found(batch_id: str) -> JSONResponse:
+    return error_response("anthropic", 404, "not_found", f"message batch {batch_id!r} not found")
+
+
+@router.post("/v1/messages/batches")
+async def create_batch(request: Request, state: State) -> JSONResponse:
+    payload = await read_json(request)
+    problem = _batch_problem(payload)
+    if problem is not None:
+        return error_response("anthropic", 400, "invalid_request", problem)
+    items = [_item(state, item) for item in payload["requests"]]
+    now = time.monotonic()
+    batch = MessageBatch(
+        new_batch_id(), items, Clock(now, time.time()), state.config.anthropic.job_duration_s
+    )
+    state.batches.batches[batch.batch_id] = batch
+    return JSONResponse(batch.to_json(now, _results_url(request, batch.batch_id)))
+
+
+@router.get("/v1/messages/batches/{batch_id}")
+async def retrieve_batch(batch_id: str, request: Request, state: State) -> JSONResponse:
+    batch = state.batches.batches.get(batch_id)
+    if batch is None:
+        return _not_found(batch_id)
+    return JSONResponse(batch.to_json(time.monotonic(), _results_url(request, batch_id)))
+
+
+@router.get("/v1/messages/batches/{batch_id}/results")
+async def batch_results(batch_id: str, state: State) -> Response:
+    batch = state.batches.batches.get(batch_id)
+    if batch is None:
+        return _not_found(batch_id)
+    if batch.processing_status(time.monotonic()) != "ended":
+        return error_response(
+            "anthropic", 400, "invalid_request", f"message batch {batch_id!r} has not ended"
+        )
+    lines = "".join(json.dumps(line) + "\n" for line in batch.result_lines())
+    return Response(lines, media_type="application/binary")
+
+
+@router.post("/v1/messages/batches/{batch_id}/cancel")
+async def cancel_batch(batch_id: str, request: Request, state: State) -> JSONResponse:
+    """Start canceling a batch in progress; an ended batch is returned unchanged."""
+    batch = state.batches.batches.get(batch_id)
+    if batch is None:
+        return _not_found(batch_id)
+    now = time.monotonic()
+    if batch.processing_status(now) == "in_progress":
+        batch.cancel_at = now
+    return JSONResponse(batch.to_json(now, _results_url(request, batch_id)))

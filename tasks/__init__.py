@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that load a block, call the domain and a provider, and write results."""
