@@ -1,5 +1,7 @@
-"""``python -m sandbox --host 127.0.0.1 --port 8765 [--config file.json] [--set
-groq.requests_per_minute=30]``."""
+"""Start the provider sandbox from the command line.
+
+``python -m sandbox --host 127.0.0.1 --port 8765 [--config file.json] [--set groq.requests_per_minute=30]``
+"""
 
 from __future__ import annotations
 

@@ -39,35 +39,39 @@ def test_requests_per_minute(sandbox: SandboxServer, driver: Driver) -> None:
     assert stats["endpoints"]["chat_completions"]["rate_limited"] == 1
 
 
-def _chat_at(driver: Driver, start: float, offset: float) -> httpx.Response:
-    """Send a chat request once ``offset`` seconds have passed since ``start`` (waiting for the clock)."""
-    time.sleep(max(0.0, start + offset - time.monotonic()))
+def _chat_at(driver: Driver, moment: float) -> httpx.Response:
+    """Send a chat request once the clock reaches ``moment`` (waiting for time, not for the server)."""
+    time.sleep(max(0.0, moment - time.monotonic()))
     return driver.chat("hello")
 
 
 def test_window_slides_instead_of_resetting(sandbox: SandboxServer, driver: Driver) -> None:
     """Limit 4 per 1 s: the window is (now - 1, now], not calendar buckets."""
     sandbox.configure("groq", requests_per_minute=4, rate_window_s=1.0)
-    start = time.monotonic()
-    assert [driver.chat("a").status_code for _ in range(2)] == [200, 200]  # t = 0
-    assert [_chat_at(driver, start, 0.5).status_code for _ in range(2)] == [200, 200]  # t = 0.5
+    assert [driver.chat("a").status_code for _ in range(2)] == [200, 200]
+    first_done = time.monotonic()  # both first requests were accepted before this moment
+    second_start = first_done + 0.5
+    assert [_chat_at(driver, second_start).status_code for _ in range(2)] == [200, 200]
     full = driver.chat("b")
-    assert full.status_code == 429 and 0.3 <= float(full.headers["retry-after"]) <= 0.5
-    # At t = 1.1 the two requests of t = 0 have left, the two of t = 0.5 have not: two slots, not four.
-    assert [_chat_at(driver, start, 1.1).status_code for _ in range(3)] == [200, 200, 429]
+    assert full.status_code == 429 and 0.1 <= float(full.headers["retry-after"]) <= 0.5
+    # After the first two left (first_done + 1) and before the next two leave (second_start + 1):
+    # two free slots, where a fresh calendar bucket would offer four.
+    statuses = [_chat_at(driver, first_done + 1.15).status_code for _ in range(3)]
+    assert time.monotonic() < second_start + 1.0, "machine too slow for this timing test"
+    assert statuses == [200, 200, 429]
     stats = sandbox.stats(log=False)["providers"]["groq"]
     assert stats["peak_rate_window"] == 4 and stats["rate_window_s"] == 1.0
     assert stats["peak_window_60s"] == 6 and stats["rate_limited"] == 2
 
 
 def test_rejected_requests_do_not_count(sandbox: SandboxServer, driver: Driver) -> None:
-    sandbox.configure("groq", requests_per_minute=2, rate_window_s=0.5)
-    start = time.monotonic()
+    sandbox.configure("groq", requests_per_minute=2, rate_window_s=0.8)
     assert [driver.chat("x").status_code for _ in range(2)] == [200, 200]
-    hammered = [driver.chat("x").status_code for _ in range(10)]
+    accepted_by = time.monotonic()
+    hammered = [driver.chat("x").status_code for _ in range(5)]
     assert set(hammered) == {429}
-    # Had the 429s counted, the window would still be full right after the first two requests expire.
-    assert _chat_at(driver, start, 0.55).status_code == 200
+    # Had the 429s counted, the window would still be full once the two accepted requests have left it.
+    assert _chat_at(driver, accepted_by + 0.85).status_code == 200
 
 
 async def _concurrent(url: str, count: int, send: str) -> list[httpx.Response]:
@@ -86,7 +90,7 @@ async def _concurrent(url: str, count: int, send: str) -> list[httpx.Response]:
 
 
 def test_concurrency_cap(sandbox: SandboxServer) -> None:
-    sandbox.configure("groq", max_concurrency=2, latency_ms=300)
+    sandbox.configure("groq", max_concurrency=2, latency_ms=500)
     responses = asyncio.run(_concurrent(sandbox.url, 5, "chat"))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 200, 429, 429, 429]
@@ -97,13 +101,13 @@ def test_concurrency_cap(sandbox: SandboxServer) -> None:
 
 
 def test_parallel_caps_active_runs(sandbox: SandboxServer, driver: Driver) -> None:
-    sandbox.configure("parallel", max_concurrency=2, job_duration_s=0.4)
+    sandbox.configure("parallel", max_concurrency=2, job_duration_s=0.5)
     first = driver.create_run("https://a.example").json()["run_id"]
     assert driver.create_run("https://b.example").status_code == 202
     third = driver.create_run("https://c.example")
     assert third.status_code == 429
     assert third.json()["type"] == "error" and "active task runs" in third.json()["error"]["message"]
-    assert 0.1 <= float(third.headers["retry-after"]) <= 0.4
+    assert 0.1 <= float(third.headers["retry-after"]) <= 0.5
     # Polling is not limited by the run cap.
     assert driver.run_status(first).status_code == 200
     assert driver.run_result(first).status_code == 200  # blocks until a slot frees

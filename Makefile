@@ -1,0 +1,77 @@
+# Every target sets up its own environment from the lock file: a fresh machine needs only python3 (3.11+).
+#   make demo    set up, start a local Prefect server, seed 1,000 companies, run generate_embeddings
+#   make test    set up, lint, type-check and run the whole test suite (real Prefect server, SQLite, PostgreSQL)
+#   make bench   set up and run the benchmarks (writes bench/results/latest.json)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/bin/uv
+VENV := $(CURDIR)/.venv
+RUN := $(VENV)/bin/python
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_LINK_MODE := copy
+export HF_HUB_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PYTHONPATH := $(CURDIR)
+# Everything the demo and a local server keep stays inside the checkout (override to share a server).
+export BULKAI_HOME ?= $(CURDIR)/.data
+export PREFECT_HOME ?= $(CURDIR)/.data/prefect
+export PREFECT_RESULTS_LOCAL_STORAGE_PATH ?= $(CURDIR)/.data/results
+export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+
+.PHONY: help setup demo test lint typecheck pytest bench server server-stop blocks limits sandbox clean
+
+help:
+	@sed -n '1,5p' Makefile
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+setup: $(VENV)/.synced
+
+demo: setup
+	$(RUN) -m deployments.demo
+
+test: setup lint typecheck pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy core blocks tasks flows deployments providers sandbox
+
+pytest: setup
+	env -u PREFECT_API_URL $(VENV)/bin/pytest
+
+bench: setup
+	env -u PREFECT_API_URL $(RUN) -m bench
+
+server: setup
+	$(RUN) -m deployments.local_server start
+
+server-stop: setup
+	$(RUN) -m deployments.local_server stop
+
+blocks: setup
+	$(RUN) -m deployments.register_blocks
+
+limits: setup
+	$(RUN) -m deployments.provision_limits
+
+sandbox: setup
+	$(RUN) -m sandbox --host 127.0.0.1 --port 8765
+
+clean:
+	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
