@@ -28,7 +28,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
-from prefect.states import Cancelled, State
+from prefect.states import Cancelled, Crashed, State
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database, load_provider_block
@@ -68,6 +68,7 @@ class BulkActionRequest:
     progress_every: int = 5
     failure_threshold: float = 0.5
     cancel_check_seconds: float = 2.0
+    takeover: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -129,8 +130,8 @@ def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: s
                 raise InputError(f"bulk action {request.bulk_action_id} does not exist")
             if record.action != request.action:
                 raise InputError(f"bulk action {record.id} is a {record.action!r} action, not {request.action!r}")
-            if record.status is BulkActionStatus.RUNNING and record.flow_run_id != flow_run_id:
-                _refuse_if_owner_alive(record)
+            if record.flow_run_id and record.flow_run_id != flow_run_id:
+                _take_over_from(record, flow_run_id, takeover=request.takeover)
             history = list((record.parameters or {}).get("flow_runs", []))
             record.parameters = {**(record.parameters or {}), "flow_runs": [*history, flow_run_id]}
             record.flow_run_id = flow_run_id
@@ -166,17 +167,28 @@ def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: s
         return record.id, ids
 
 
-def _refuse_if_owner_alive(record: BulkAction) -> None:
-    """Two flow runs must never drive one bulk action at once."""
-    if not record.flow_run_id:
-        return
+def _take_over_from(record: BulkAction, flow_run_id: str, *, takeover: bool) -> None:
+    """Two flow runs must never drive one bulk action at once.
+
+    If the previous flow run still shows as running, its process may be alive (refuse) or dead without the
+    server knowing yet (a killed worker): ``takeover=True`` says the caller knows it is dead, and the old run is
+    marked Crashed so the UI tells the truth.
+    """
     with get_client(sync_client=True) as client:
         try:
-            owner: FlowRun | None = client.read_flow_run(record.flow_run_id)  # type: ignore[arg-type]
+            owner: FlowRun | None = client.read_flow_run(UUID(record.flow_run_id))
         except (ObjectNotFound, ValueError):
             owner = None
-    if owner is not None and owner.state is not None and owner.state.type is StateType.RUNNING:
-        raise InputError(f"bulk action {record.id} is being run by flow run {owner.id}; cancel it first")
+        if owner is None or owner.state is None or owner.state.is_final():
+            return
+        if not takeover:
+            raise InputError(
+                f"bulk action {record.id} is still owned by flow run {owner.id} ({owner.state.type.value}); "
+                "cancel that run, or pass takeover=true if its process is gone"
+            )
+        client.set_flow_run_state(
+            owner.id, Crashed(message=f"taken over by flow run {flow_run_id} (bulk action {record.id})"), force=True
+        )
 
 
 class _CancellationWatch:

@@ -30,6 +30,7 @@ def generate_embeddings(
     failure_threshold: float = 0.5,
     progress_every: int = 5,
     max_companies: int = DEFAULT_MAX_COMPANIES,
+    takeover: bool = False,
 ) -> BulkActionSummary | State[Any]:
     """Embed the companies' profile text with the chosen embedding provider block.
 
@@ -43,6 +44,7 @@ def generate_embeddings(
         failure_threshold: share of failed companies above which the action ends ``failed``.
         progress_every: write progress to the database every this many batches.
         max_companies: refuse selections larger than this.
+        takeover: with ``bulk_action_id``, take the action over from a flow run whose process is gone.
     """
     return run_bulk_action(
         BulkActionRequest(
@@ -56,6 +58,7 @@ def generate_embeddings(
             failure_threshold=failure_threshold,
             progress_every=progress_every,
             max_companies=max_companies,
+            takeover=takeover,
         )
     )
 

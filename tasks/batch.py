@@ -14,6 +14,7 @@ becomes one dead job and never sinks its neighbours; Prefect's task retries cove
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +64,17 @@ def register_handler(action: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
+#: where each action's handler lives; imported on first use so a flow loads only what it runs
+HANDLER_MODULES: dict[str, str] = {
+    "generate_embeddings": "tasks.embeddings",
+    "enrich_companies": "tasks.enrichment",
+    "score_llm_adoption": "tasks.scoring",
+}
+
+
 def get_handler(action: str) -> Handler:
     if action not in _HANDLERS:
-        # Importing the action modules registers their handlers (kept lazy: the flow imports only its own).
-        import tasks.embeddings  # noqa: F401
+        importlib.import_module(HANDLER_MODULES[action])
     return _HANDLERS[action]
 
 

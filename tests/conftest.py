@@ -32,6 +32,7 @@ from blocks.loading import clear_block_cache  # noqa: E402
 from core.db import dispose_engines  # noqa: E402
 from deployments.provision_limits import provision_limits  # noqa: E402
 from deployments.register_blocks import register_blocks  # noqa: E402
+from sandbox.server import SandboxServer  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get("BULKAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -82,3 +83,10 @@ def db(database_name: str) -> CompanyDatabase:
     from blocks.loading import load_database
 
     return load_database(database_name)
+
+
+@pytest.fixture(scope="session")
+def provider_sandbox() -> Iterator[SandboxServer]:
+    """The provider sandbox over real HTTP, shared by the flow tests (reset by each test that configures it)."""
+    with SandboxServer(port=0) as server:
+        yield server

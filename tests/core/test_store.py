@@ -80,7 +80,14 @@ def test_results_update_outcomes_and_failures_become_dead_jobs(db: CompanyDataba
     results = [
         CompanyResult(ids[0], OutcomeStatus.SUCCEEDED),
         CompanyResult(ids[1], OutcomeStatus.SKIPPED, detail="unchanged"),
-        CompanyResult(ids[2], OutcomeStatus.FAILED, "boom", attempts=3, error_class="ProviderServerError", retryable=True),
+        CompanyResult(
+            ids[2],
+            OutcomeStatus.FAILED,
+            "boom",
+            attempts=3,
+            error_class="ProviderServerError",
+            retryable=True,
+        ),
     ]
     with db.session() as session:
         record_results(session, action_id, "generate_embeddings", results)
@@ -100,7 +107,8 @@ def test_results_update_outcomes_and_failures_become_dead_jobs(db: CompanyDataba
         assert (dead[0].company_id, dead[0].error_message, dead[0].attempts) == (ids[2], "boom again", 5)
         pending = session.scalar(
             select(func.count()).where(
-                BulkActionOutcome.bulk_action_id == action_id, BulkActionOutcome.status == OutcomeStatus.PENDING
+                BulkActionOutcome.bulk_action_id == action_id,
+                BulkActionOutcome.status == OutcomeStatus.PENDING,
             )
         )
         assert pending == 1
@@ -111,7 +119,9 @@ def test_results_update_outcomes_and_failures_become_dead_jobs(db: CompanyDataba
 def test_status_timestamps(db: CompanyDatabase) -> None:
     ids = add_companies(db, 1)
     with db.session() as session:
-        action_id = create_bulk_action(session, action="generate_embeddings", company_ids=ids, created_by="t").id
+        action_id = create_bulk_action(
+            session, action="generate_embeddings", company_ids=ids, created_by="t"
+        ).id
         set_status(session, action_id, BulkActionStatus.RUNNING)
     with db.session() as session:
         record = session.get(BulkAction, action_id)
@@ -133,7 +143,9 @@ def test_embeddings_upsert_one_row_per_company_and_model(db: CompanyDatabase) ->
     row = {"company_id": ids[0], "model_id": "m1", "dimension": 3, "text_sha256": "a" * 64, "text": "t"}
     with db.session() as session:
         upsert_embeddings(session, [{**row, "vector": vector_to_bytes(_unit([1, 0, 0]))}])
-        upsert_embeddings(session, [{**row, "text_sha256": "b" * 64, "vector": vector_to_bytes(_unit([0, 1, 0]))}])
+        upsert_embeddings(
+            session, [{**row, "text_sha256": "b" * 64, "vector": vector_to_bytes(_unit([0, 1, 0]))}]
+        )
         upsert_embeddings(session, [{**row, "model_id": "m2", "vector": vector_to_bytes(_unit([0, 0, 1]))}])
     with db.session() as session:
         count = session.scalar(select(func.count()).where(CompanyEmbedding.company_id == ids[0]))
@@ -149,8 +161,14 @@ def test_search_ranks_by_cosine_and_never_mixes_models(db: CompanyDatabase) -> N
         upsert_embeddings(
             session,
             [
-                {"company_id": cid, "model_id": model, "dimension": 3, "text_sha256": "x" * 64, "text": "t",
-                 "vector": vector_to_bytes(v)}
+                {
+                    "company_id": cid,
+                    "model_id": model,
+                    "dimension": 3,
+                    "text_sha256": "x" * 64,
+                    "text": "t",
+                    "vector": vector_to_bytes(v),
+                }
                 for cid, v in zip(ids, vectors, strict=True)
             ],
         )

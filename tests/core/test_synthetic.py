@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 
 from core.db import create_db_engine, session_scope
 from core.schema import Base, Company, CompanyStatus
-from core.synthetic import NACE_CODES, OWNERSHIP_TYPES, SyntheticCompany, generate_companies, seed_companies
+from core.synthetic import (
+    NACE_CODES,
+    NAME_TYPO_SHARE,
+    OWNERSHIP_TYPES,
+    SyntheticCompany,
+    generate_companies,
+    seed_companies,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -281,33 +288,51 @@ def test_duplicates_point_back_to_a_similar_earlier_original(companies: list[Syn
 
 def test_duplicates_use_the_promised_variations() -> None:
     companies = generate_companies(5000, seed=21, duplicate_fraction=0.05)
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for dup in companies:
         if dup.duplicate_of is None:
             continue
         original = companies[dup.duplicate_of]
-        if dup.name in (original.name.lower(), original.name.upper()):
-            seen.add("casing")
-        if original.name.startswith(dup.name + " "):
-            seen.add("suffix dropped")
-        if ("&" in original.name) != ("&" in dup.name):
-            seen.add("& vs and")
+        kinds = set()
+        if dup.name.casefold() == original.name.casefold():
+            kinds.add("casing")
+        elif original.name.startswith(dup.name + " "):
+            kinds.add("suffix dropped")
+        elif ("&" in original.name) != ("&" in dup.name):
+            kinds.add("& vs and")
+        elif dup.name.split()[-1] != original.name.split()[-1]:
+            kinds.add("suffix changed")
+        else:
+            kinds.add("typo")
         if dup.website.startswith("http://"):
-            seen.add("http")
+            kinds.add("http")
         if "://www." not in dup.website:
-            seen.add("no www")
+            kinds.add("no www")
         if dup.activity_description != original.activity_description:
-            seen.add("reworded")
-    assert seen == {"casing", "suffix dropped", "& vs and", "http", "no www", "reworded"}
+            kinds.add("reworded")
+        for kind in kinds:
+            seen[kind] = seen.get(kind, 0) + 1
+    assert set(seen) == {
+        "casing",
+        "suffix dropped",
+        "suffix changed",
+        "& vs and",
+        "typo",
+        "http",
+        "no www",
+        "reworded",
+    }
+    # typos in names are the hard case (embeddings drift below cosine 0.95): kept to a minority
+    assert abs(seen["typo"] / 250 - NAME_TYPO_SHARE) < 0.06
 
 
 # --- speed ----------------------------------------------------------------------------------------
 
 
 def test_ten_thousand_companies_well_under_a_second() -> None:
-    start = time.process_time()
+    start = time.thread_time()  # this thread's CPU time: immune to load and to other threads in the process
     generated = generate_companies(10_000, seed=1)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
     assert len(generated) == 10_000
 
 

@@ -42,7 +42,9 @@ def test_metadata_and_load_is_cached(encoder: MiniLMEncoder) -> None:
 
 def test_reference_similarities(encoder: MiniLMEncoder) -> None:
     # Values printed by sentence-transformers for all-MiniLM-L6-v2 on these sentences.
-    emb = encoder.encode(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+    emb = encoder.encode(
+        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+    )
     sims = emb @ emb.T
     assert round(float(sims[0, 1]), 4) == 0.6660
     assert round(float(sims[0, 2]), 4) == 0.1046
@@ -67,7 +69,10 @@ def test_order_preserved_with_mixed_lengths(encoder: MiniLMEncoder) -> None:
 
 def test_batch_size_does_not_change_results(encoder: MiniLMEncoder) -> None:
     np.testing.assert_allclose(
-        encoder.encode(MIXED_TEXTS, batch_size=1), encoder.encode(MIXED_TEXTS, batch_size=32), atol=1e-5, rtol=0
+        encoder.encode(MIXED_TEXTS, batch_size=1),
+        encoder.encode(MIXED_TEXTS, batch_size=32),
+        atol=1e-5,
+        rtol=0,
     )
 
 
@@ -88,9 +93,13 @@ def test_empty_input(encoder: MiniLMEncoder) -> None:
 
 def test_same_text_gives_identical_vectors(encoder: MiniLMEncoder) -> None:
     text = "Helios Analytics sells demand forecasting software to retailers."
-    emb = encoder.encode([text, text])
-    np.testing.assert_array_equal(emb[0], emb[1])
-    np.testing.assert_array_equal(encoder.encode([text])[0], emb[0])
+    emb = encoder.encode([text, "something else", text, f"  {text}\n"])
+    np.testing.assert_array_equal(emb[0], emb[2])
+    np.testing.assert_array_equal(emb[0], emb[3])  # surrounding whitespace is stripped first
+    # Deterministic: the same call again is bit-identical.
+    np.testing.assert_array_equal(encoder.encode([text, "something else", text, text]), emb)
+    # A different batch shape may pick other BLAS kernels, so alone it only agrees to float32 rounding.
+    np.testing.assert_allclose(encoder.encode([text])[0], emb[0], atol=1e-6, rtol=0)
 
 
 def test_rejects_a_bare_string_and_bad_batch_size(encoder: MiniLMEncoder) -> None:
@@ -110,7 +119,7 @@ def test_concurrent_encoding_matches_serial(encoder: MiniLMEncoder) -> None:
     def work(worker: int) -> None:
         try:
             barrier.wait()
-            for _ in range(3):
+            for _ in range(2):
                 results[worker] = encoder.encode(inputs[worker], batch_size=3)
         except BaseException as exc:  # re-raised in the main thread below
             errors.append(exc)
@@ -127,7 +136,7 @@ def test_concurrent_encoding_matches_serial(encoder: MiniLMEncoder) -> None:
 
 
 def test_gelu_matches_exact_erf() -> None:
-    x = np.linspace(-12.0, 12.0, 200_001, dtype=np.float32).reshape(1001, 201)
+    x = np.linspace(-12.0, 12.0, 201_000, dtype=np.float32).reshape(1000, 201)
     exact = np.array([0.5 * v * math.erfc(-v / math.sqrt(2.0)) for v in x.astype(np.float64).ravel()])
     got = x.copy()
     _gelu_inplace(got)
