@@ -49,7 +49,8 @@ class WorkersAIEmbeddings(Block):
     base_url: str = Field(default="https://api.cloudflare.com", description="API origin (the sandbox in tests).")
     model: str = Field(default="@cf/baai/bge-small-en-v1.5")
     pooling: Literal["cls", "mean"] = Field(
-        default="cls", description="bge was trained with cls pooling; mean and cls vectors are not comparable."
+        default="cls",
+        description="bge was trained with cls pooling; mean and cls vectors are not comparable.",
     )
     timeout_seconds: float = Field(default=30.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
@@ -98,7 +99,10 @@ class OpenAICompatibleEmbeddings(Block):
                 timeout=self.timeout_seconds,
             )
             self._client = OpenAICompatibleEmbeddingClient(
-                http=http, model=self.model, dimensions=self.dimensions, retry=RetryPolicy(retries=self.retries)
+                http=http,
+                model=self.model,
+                dimensions=self.dimensions,
+                retry=RetryPolicy(retries=self.retries),
             )
         return self._client
 

@@ -28,14 +28,14 @@ def load_block(cls: type[B], name: str) -> B:
         cached = _cache.get(key)
     if cached is None:
         try:
-            cached = cls.load(name)
+            loaded: B = cast(B, cls.load(name))
         except ValueError as exc:
             raise ConfigurationError(
                 f"no {cls.get_block_type_slug()} block named {name!r}: run `make blocks` "
                 "(python -m deployments.register_blocks) or create it in the Prefect UI"
             ) from exc
         with _lock:
-            cached = _cache.setdefault(key, cached)
+            cached = _cache.setdefault(key, loaded)
     return cast(B, cached)
 
 

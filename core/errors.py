@@ -68,9 +68,7 @@ class TooManyCompaniesError(InputError):
     def __init__(self, count: int, maximum: int) -> None:
         self.count = count
         self.maximum = maximum
-        super().__init__(
-            f"{count} companies exceed the maximum of {maximum} per bulk action; split the selection"
-        )
+        super().__init__(f"{count} companies exceed the maximum of {maximum} per bulk action; split the selection")
 
 
 class ConfigurationError(BulkAIError):

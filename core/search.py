@@ -58,9 +58,7 @@ class VectorIndex:
 
     def top_k(self, query: FloatMatrix, k: int = 5, *, query_model_id: str) -> list[SearchHit]:
         if query_model_id != self.model_id:
-            raise ValueError(
-                f"query vector of {query_model_id!r} cannot be compared with vectors of {self.model_id!r}"
-            )
+            raise ValueError(f"query vector of {query_model_id!r} cannot be compared with vectors of {self.model_id!r}")
         if len(self) == 0:
             return []
         q = np.asarray(query, dtype=np.float32).reshape(-1)

@@ -36,7 +36,11 @@ def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def upsert(
-    session: Session, table: Table, rows: list[dict[str, Any]], keys: Sequence[str], update_cols: Sequence[str]
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    keys: Sequence[str],
+    update_cols: Sequence[str],
 ) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike."""
     if not rows:

@@ -497,9 +497,7 @@ class _Industry:
     products: tuple[str, ...]
     customers: tuple[str, ...]
     founded: tuple[int, int]
-    local: Mapping[
-        str, tuple[str, ...]
-    ]  # country code -> local name templates ({s} surname, {c} city, {p} place)
+    local: Mapping[str, tuple[str, ...]]  # country code -> local name templates ({s} surname, {c} city, {p} place)
     pair: bool = False  # professional firms named after partners ("Janssens & Peeters")
     tech: bool = False  # favours coined brand names ("Norvia Software")
     cooperative: bool = False  # cooperatives are common here
@@ -1830,9 +1828,7 @@ def _vary_description(rng: random.Random, text: str) -> str:
     return text
 
 
-def _near_duplicate(
-    rng: random.Random, index: int, original: _Original, taken_names: set[str]
-) -> SyntheticCompany:
+def _near_duplicate(rng: random.Random, index: int, original: _Original, taken_names: set[str]) -> SyntheticCompany:
     base = original.company
     name = ""
     for _ in range(12):
@@ -1927,9 +1923,7 @@ def _original(rng: random.Random, taken_slugs: set[str], taken_names: set[str]) 
     return _Original(company, name, country.and_word)
 
 
-def generate_companies(
-    n: int = 1000, *, seed: int = 7, duplicate_fraction: float = 0.02
-) -> list[SyntheticCompany]:
+def generate_companies(n: int = 1000, *, seed: int = 7, duplicate_fraction: float = 0.02) -> list[SyntheticCompany]:
     """``n`` synthetic companies, the same for the same ``(n, seed, duplicate_fraction)`` in any process.
 
     ``round(n * duplicate_fraction)`` of them are near-duplicates of an earlier, distinct original
@@ -1945,9 +1939,7 @@ def generate_companies(
 
     companies: list[SyntheticCompany] = []
     originals: dict[int, _Original] = {}
-    available: list[
-        int
-    ] = []  # originals not yet duplicated, so every duplicate pair is distinct ground truth
+    available: list[int] = []  # originals not yet duplicated, so every duplicate pair is distinct ground truth
     taken_slugs: set[str] = set()
     taken_names: set[str] = set()
     for index in range(n):

@@ -47,7 +47,9 @@ def _exists(block_type: type[Block], name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing default documents")
     parser.add_argument("--database-url", help="URL for company-database/default (else the SQLite default)")
     args = parser.parse_args(argv)

@@ -23,12 +23,19 @@ from uuid import UUID
 
 from prefect import Flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
-from prefect.states import Cancelled, Crashed, State
+from prefect.states import Cancelled, Crashed
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database, load_provider_block
@@ -120,7 +127,7 @@ def provider_window(tag: str) -> int:
     return int(limit.limit)
 
 
-def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: str) -> tuple[int, list[int]]:
+def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: str, tag: str) -> tuple[int, list[int]]:
     """Find or create the bulk action record and return it with its companies in selection order."""
     with db.session() as session:
         record = find_bulk_action_by_flow_run(session, flow_run_id)
@@ -131,16 +138,14 @@ def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: s
             if record.action != request.action:
                 raise InputError(f"bulk action {record.id} is a {record.action!r} action, not {request.action!r}")
             if record.flow_run_id and record.flow_run_id != flow_run_id:
-                _take_over_from(record, flow_run_id, takeover=request.takeover)
+                _take_over_from(record, flow_run_id, takeover=request.takeover, tag=tag)
             history = list((record.parameters or {}).get("flow_runs", []))
             record.parameters = {**(record.parameters or {}), "flow_runs": [*history, flow_run_id]}
             record.flow_run_id = flow_run_id
         if record is not None:
             ids = bulk_action_company_ids(session, record.id)
             if request.company_ids and list(request.company_ids) != ids:
-                raise InputError(
-                    f"company_ids differ from bulk action {record.id}'s selection; omit them to resume it"
-                )
+                raise InputError(f"company_ids differ from bulk action {record.id}'s selection; omit them to resume it")
             return record.id, ids
         ids = list(request.company_ids)
         validate_request(
@@ -167,13 +172,15 @@ def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: s
         return record.id, ids
 
 
-def _take_over_from(record: BulkAction, flow_run_id: str, *, takeover: bool) -> None:
+def _take_over_from(record: BulkAction, flow_run_id: str, *, takeover: bool, tag: str) -> None:
     """Two flow runs must never drive one bulk action at once.
 
     If the previous flow run still shows as running, its process may be alive (refuse) or dead without the
-    server knowing yet (a killed worker): ``takeover=True`` says the caller knows it is dead, and the old run is
-    marked Crashed so the UI tells the truth.
+    server knowing yet (a killed worker): ``takeover=True`` says the caller knows it is dead.  The old run and
+    its unfinished task runs are then marked Crashed and the provider slots they held are given back, so the
+    UI tells the truth and the rerun is not throttled by leases nobody will ever release.
     """
+    assert record.flow_run_id is not None
     with get_client(sync_client=True) as client:
         try:
             owner: FlowRun | None = client.read_flow_run(UUID(record.flow_run_id))
@@ -186,9 +193,30 @@ def _take_over_from(record: BulkAction, flow_run_id: str, *, takeover: bool) -> 
                 f"bulk action {record.id} is still owned by flow run {owner.id} ({owner.state.type.value}); "
                 "cancel that run, or pass takeover=true if its process is gone"
             )
-        client.set_flow_run_state(
-            owner.id, Crashed(message=f"taken over by flow run {flow_run_id} (bulk action {record.id})"), force=True
-        )
+        message = f"taken over by flow run {flow_run_id} (bulk action {record.id})"
+        client.set_flow_run_state(owner.id, Crashed(message=message), force=True)
+        _release_slots_of(client, owner.id, tag, message)
+
+
+def _release_slots_of(client: SyncPrefectClient, dead_flow_run_id: UUID, tag: str, message: str) -> None:
+    """Crash the dead run's unfinished task runs and release the ``tag`` slots they hold."""
+    unfinished = client.read_task_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[dead_flow_run_id])),
+        task_run_filter=TaskRunFilter(
+            state=TaskRunFilterState(
+                type=TaskRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED])
+            )
+        ),
+    )
+    try:
+        holders = set(client.read_concurrency_limit_by_tag(tag).active_slots)
+    except ObjectNotFound:
+        holders = set()
+    for task_run in unfinished:
+        client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+        if task_run.id in holders:
+            client.decrement_v1_concurrency_slots(names=[tag], task_run_id=task_run.id, occupancy_seconds=1.0)
+            get_run_logger().warning("released the %r slot held by crashed task run %s", tag, task_run.id)
 
 
 class _CancellationWatch:
@@ -227,12 +255,10 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any
     tag = str(load_provider_block(request.provider).concurrency_tag)
     window = provider_window(tag)
     flow_run_id = str(current_flow_run.id)
-    bulk_action_id, company_ids = _open_record(db, request, flow_run_id)
+    bulk_action_id, company_ids = _open_record(db, request, flow_run_id, tag)
     with db.session() as session:
         set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
-    batches = [
-        tuple(company_ids[i : i + spec.batch_size]) for i in range(0, len(company_ids), spec.batch_size)
-    ]
+    batches = [tuple(company_ids[i : i + spec.batch_size]) for i in range(0, len(company_ids), spec.batch_size)]
     logger.info(
         "bulk action %d: %s over %d companies in %d batches of %d; provider %s (tag %r, %d in flight)",
         bulk_action_id,
@@ -244,7 +270,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any
         tag,
         window,
     )
-    progress_id = create_progress_artifact(
+    progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call returns the UUID
         0.0,
         key=_artifact_key(request.action, bulk_action_id, "progress"),
         description=f"Bulk action {bulk_action_id}: {request.action} over {len(company_ids)} companies",

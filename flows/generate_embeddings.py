@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.states import State
+from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.catalog import DEFAULT_MAX_COMPANIES

@@ -41,7 +41,8 @@ def _normalised(rows: object, expected: int, provider: str) -> Vectors:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     if (norms == 0).any():
         raise InvalidProviderOutputError("embedding contains a zero vector", provider=provider)
-    return (matrix / norms).astype(np.float32)
+    normalised: Vectors = (matrix / norms).astype(np.float32)
+    return normalised
 
 
 class LocalMiniLMClient:
@@ -114,7 +115,12 @@ class OpenAICompatibleEmbeddingClient:
     provider = "openai-embeddings"
 
     def __init__(
-        self, *, http: httpx.Client, model: str, dimensions: int | None = None, retry: RetryPolicy | None = None
+        self,
+        *,
+        http: httpx.Client,
+        model: str,
+        dimensions: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._http = http
         self._model = model

@@ -44,7 +44,7 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
             delay = max(delay, min(error.retry_after, self.max_delay))
-        return delay
+        return float(delay)
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` with retries on retryable provider errors; the final error records its attempts."""

@@ -210,9 +210,7 @@ def _load_weights(model_dir: pathlib.Path, config: Mapping[str, Any]) -> _Weight
         qkv_w = np.concatenate(
             [q_w, get(pre + "attention.self.key.weight"), get(pre + "attention.self.value.weight")], axis=0
         )
-        qkv_b = np.concatenate(
-            [q_b, get(pre + "attention.self.key.bias"), get(pre + "attention.self.value.bias")]
-        )
+        qkv_b = np.concatenate([q_b, get(pre + "attention.self.key.bias"), get(pre + "attention.self.value.bias")])
         layers.append(
             _Layer(
                 qkv_w=_readonly(qkv_w.T),
@@ -233,9 +231,7 @@ def _load_weights(model_dir: pathlib.Path, config: Mapping[str, Any]) -> _Weight
     word_emb = get("embeddings.word_embeddings.weight")
     if word_emb.shape[1] != hidden:
         raise ValueError(f"word embeddings have width {word_emb.shape[1]}, config says {hidden}")
-    pos_type = (
-        get("embeddings.position_embeddings.weight") + get("embeddings.token_type_embeddings.weight")[0]
-    )
+    pos_type = get("embeddings.position_embeddings.weight") + get("embeddings.token_type_embeddings.weight")[0]
     return _Weights(
         word_emb=_readonly(word_emb),
         pos_type_emb=_readonly(pos_type),
@@ -262,9 +258,7 @@ def _check_pipeline(model_dir: pathlib.Path, config: Mapping[str, Any]) -> int:
         raise ValueError(f"model hidden_size {config['hidden_size']} != {DIMENSION}")
     pooling = _read_json(model_dir / "1_Pooling" / "config.json")
     other_modes = [
-        k
-        for k, v in pooling.items()
-        if k.startswith("pooling_mode_") and v and k != "pooling_mode_mean_tokens"
+        k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k != "pooling_mode_mean_tokens"
     ]
     if not pooling.get("pooling_mode_mean_tokens") or other_modes:
         raise ValueError(f"unsupported pooling config {pooling} (only mean pooling)")

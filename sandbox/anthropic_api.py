@@ -52,9 +52,7 @@ def message_for(params: dict[str, Any], *, invalid: bool) -> dict[str, Any]:
     system = params.get("system")
     texts = [("system", message_text(system))] if system else []
     texts += [(m["role"], message_text(m.get("content"))) for m in params["messages"]]
-    text = chat_reply(
-        json.dumps(texts, ensure_ascii=False), last_user_text(params["messages"]), invalid=invalid
-    )
+    text = chat_reply(json.dumps(texts, ensure_ascii=False), last_user_text(params["messages"]), invalid=invalid)
     stop_reason = "end_turn"
     if count_tokens(text) > params["max_tokens"]:
         text = " ".join(text.split()[: params["max_tokens"]])
@@ -81,9 +79,7 @@ async def create_message(request: Request) -> JSONResponse:
     if problem is not None:
         return error_response("anthropic", 400, "invalid_request", problem)
     if payload.get("stream"):
-        return error_response(
-            "anthropic", 400, "invalid_request", "stream=true is not supported by the sandbox"
-        )
+        return error_response("anthropic", 400, "invalid_request", "stream=true is not supported by the sandbox")
     message = message_for(payload, invalid=request.scope.pop(FAULT_KEY, None) == "invalid_output")
     usage = message["usage"]
     request.scope[TOKENS_KEY] = usage["input_tokens"] + usage["output_tokens"]
@@ -121,9 +117,7 @@ def _item(state: SandboxState, item: dict[str, Any]) -> BatchItem:
         state.stats.fault("anthropic", "batches_create", fault.kind)
     if fault is not None and fault.kind == "fail_run":
         error = {"type": "api_error", "message": "Sandbox injected item failure"}
-        return BatchItem(
-            item["custom_id"], "errored", {"type": "errored", "error": {"type": "error", "error": error}}
-        )
+        return BatchItem(item["custom_id"], "errored", {"type": "errored", "error": {"type": "error", "error": error}})
     message = message_for(item["params"], invalid=fault is not None and fault.kind == "invalid_output")
     return BatchItem(item["custom_id"], "succeeded", {"type": "succeeded", "message": message})
 
@@ -144,9 +138,7 @@ async def create_batch(request: Request, state: State) -> JSONResponse:
         return error_response("anthropic", 400, "invalid_request", problem)
     items = [_item(state, item) for item in payload["requests"]]
     now = time.monotonic()
-    batch = MessageBatch(
-        new_batch_id(), items, Clock(now, time.time()), state.config.anthropic.job_duration_s
-    )
+    batch = MessageBatch(new_batch_id(), items, Clock(now, time.time()), state.config.anthropic.job_duration_s)
     state.batches.batches[batch.batch_id] = batch
     return JSONResponse(batch.to_json(now, _results_url(request, batch.batch_id)))
 
@@ -165,9 +157,7 @@ async def batch_results(batch_id: str, state: State) -> Response:
     if batch is None:
         return _not_found(batch_id)
     if batch.processing_status(time.monotonic()) != "ended":
-        return error_response(
-            "anthropic", 400, "invalid_request", f"message batch {batch_id!r} has not ended"
-        )
+        return error_response("anthropic", 400, "invalid_request", f"message batch {batch_id!r} has not ended")
     lines = "".join(json.dumps(line) + "\n" for line in batch.result_lines())
     return Response(lines, media_type="application/binary")
 

@@ -57,9 +57,7 @@ class ProviderConfig(BaseModel):
     rate_window_s: float = Field(
         default=60.0, gt=0.0, description="length of the requests_per_minute window; only tests shorten it"
     )
-    timeout_s: float = Field(
-        default=60.0, ge=0.0, description="how long a `timeout` fault holds the response"
-    )
+    timeout_s: float = Field(default=60.0, ge=0.0, description="how long a `timeout` fault holds the response")
     seed: int = Field(default=0, description="seed of this provider's fault RNG")
     faults: list[FaultRule] = Field(default_factory=list)
 

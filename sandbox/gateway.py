@@ -157,17 +157,13 @@ class Gateway:
             status, kind, message = denied
             state.stats.rejected(route.provider, route.endpoint)
             await state.sleep(latency_s)
-            await self._finish(
-                request, send, Reply.json(status, error_body(route.provider, status, kind, message))
-            )
+            await self._finish(request, send, Reply.json(status, error_body(route.provider, status, kind, message)))
             return
 
         rejection = state.admit(route, request.arrived_mono)
         if rejection is not None:
             state.stats.rate_limited(route.provider, route.endpoint)
-            message = rate_limit_message(
-                route.provider, rejection.reason, rejection.limit, rejection.retry_after
-            )
+            message = rate_limit_message(route.provider, rejection.reason, rejection.limit, rejection.retry_after)
             reply = Reply.json(429, error_body(route.provider, 429, "rate_limit", message))
             reply.headers.append((b"retry-after", format_retry_after(rejection.retry_after).encode()))
             await state.sleep(latency_s)
@@ -200,9 +196,7 @@ class Gateway:
             return
         if kind == "5xx":
             assert fault is not None
-            reply = Reply.json(
-                fault.status, error_body(route.provider, fault.status, "server", _server_message(fault))
-            )
+            reply = Reply.json(fault.status, error_body(route.provider, fault.status, "server", _server_message(fault)))
             await self._finish(request, send, reply, fault=kind)
             return
 

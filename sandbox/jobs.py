@@ -196,9 +196,7 @@ class MessageBatch:
             "created_at": iso(self.started.wall),
             "expires_at": iso(self.started.wall + BATCH_EXPIRY_S),
             "archived_at": None,
-            "cancel_initiated_at": iso(self.started.wall_at(self.cancel_at))
-            if self.cancel_at is not None
-            else None,
+            "cancel_initiated_at": iso(self.started.wall_at(self.cancel_at)) if self.cancel_at is not None else None,
             "results_url": results_url if ended else None,
         }
 

@@ -124,9 +124,7 @@ async def embeddings(request: Request) -> JSONResponse:
     raw = payload.get("input")
     texts = [raw] if isinstance(raw, str) else raw
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        return error_response(
-            "openai", 400, "invalid_request", "`input` must be a string or an array of strings"
-        )
+        return error_response("openai", 400, "invalid_request", "`input` must be a string or an array of strings")
     encoding = payload.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         return error_response("openai", 400, "invalid_request", "`encoding_format` must be float or base64")

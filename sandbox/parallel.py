@@ -50,9 +50,7 @@ def build_output(task_spec: Any, company: Company, *, invalid: bool) -> dict[str
             content = schema_content(json_schema, company, invalid=invalid)
             fields = list(content) if isinstance(content, dict) else ["output"]
             return {"type": "json", "content": content, "basis": basis_for(fields, company)}
-    text = (
-        "" if invalid else f"Sandbox research summary for {company.name} ({company.domain}); not researched."
-    )
+    text = "" if invalid else f"Sandbox research summary for {company.name} ({company.domain}); not researched."
     return {"type": "text", "content": text, "basis": basis_for(["output"], company)}
 
 
@@ -76,9 +74,7 @@ async def create_run(request: Request, state: State) -> JSONResponse:
             "ref_id": new_ref_id(),
             "detail": {"sandbox": True, "company": company.name},
         }
-    output = (
-        None if error else build_output(payload.get("task_spec"), company, invalid=fault == "invalid_output")
-    )
+    output = None if error else build_output(payload.get("task_spec"), company, invalid=fault == "invalid_output")
     now = time.monotonic()
     run = TaskRun(
         run_id=new_run_id(),

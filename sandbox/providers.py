@@ -19,9 +19,7 @@ from starlette.responses import JSONResponse
 from sandbox.config import FaultKind, Provider
 from sandbox.limits import format_groq_duration
 
-ErrorKind = Literal[
-    "authentication", "invalid_request", "not_found", "rate_limit", "server", "timeout", "run_failed"
-]
+ErrorKind = Literal["authentication", "invalid_request", "not_found", "rate_limit", "server", "timeout", "run_failed"]
 ConcurrencyMode = Literal["requests", "active_runs", "none"]
 
 MATCH_KEY_CHARS = 200
@@ -245,9 +243,7 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part
-        )
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part)
     return ""
 
 
@@ -273,11 +269,7 @@ def match_key(route: Route, payload: Any, path: str) -> str:
         return text[: MATCH_KEY_CHARS * 2]
     if route.endpoint == "batches_create":
         requests = payload.get("requests")
-        ids = (
-            [str(r.get("custom_id")) for r in requests if isinstance(r, dict)]
-            if isinstance(requests, list)
-            else []
-        )
+        ids = [str(r.get("custom_id")) for r in requests if isinstance(r, dict)] if isinstance(requests, list) else []
         return ",".join(ids)[:MATCH_KEY_CHARS]
     if route.endpoint in ("chat_completions", "messages"):
         return last_user_text(payload.get("messages"))[:MATCH_KEY_CHARS]

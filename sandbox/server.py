@@ -133,9 +133,7 @@ class SandboxServer:
             raise RuntimeError("SandboxServer is not started")
         return self._client
 
-    def stats(
-        self, *, log: bool = True, provider: str | None = None, contains: str | None = None
-    ) -> dict[str, Any]:
+    def stats(self, *, log: bool = True, provider: str | None = None, contains: str | None = None) -> dict[str, Any]:
         """``GET /_sandbox/stats``: counters per provider/endpoint and (optionally filtered) the request
         log."""
         params: dict[str, str] = {"log": "true" if log else "false"}

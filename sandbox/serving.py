@@ -31,9 +31,7 @@ class SandboxH11Protocol(H11Protocol):
         super().connection_made(transport)
         inner = self.app
 
-        async def app_with_transport(
-            scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-        ) -> None:
+        async def app_with_transport(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
             extensions: dict[str, Any] = dict(cast(Mapping[str, Any], scope.get("extensions") or {}))
             extensions[TRANSPORT_EXTENSION] = transport
             scope["extensions"] = extensions  # type: ignore[typeddict-unknown-key]

@@ -99,9 +99,7 @@ class SandboxState:
             tokens_reset_s=limiter.tokens.reset_in(now),
             requests_per_minute=cfg.requests_per_minute,
             requests_in_window=in_window,
-            window_reset_s=oldest_in_window + cfg.rate_window_s - now
-            if oldest_in_window is not None
-            else 0.0,
+            window_reset_s=oldest_in_window + cfg.rate_window_s - now if oldest_in_window is not None else 0.0,
         )
 
     # --- waiting ---------------------------------------------------------------------------------------

@@ -15,9 +15,7 @@ from typing import Any
 from sandbox.config import PROVIDERS, Provider
 
 PEAK_WINDOW_S = 60.0
-LOG_LIMIT = (
-    200_000  # bounds memory in long benchmarks; `log_dropped` says how many older entries were dropped
-)
+LOG_LIMIT = 200_000  # bounds memory in long benchmarks; `log_dropped` says how many older entries were dropped
 
 
 def peak_in_window(times: Sequence[float], window: float) -> int:
@@ -119,9 +117,7 @@ class Stats:
         if rate_counted:
             self.providers[provider].rate_counted_at.append(now)
 
-    def concurrency(
-        self, provider: Provider, endpoint: str, provider_level: int, endpoint_level: int
-    ) -> None:
+    def concurrency(self, provider: Provider, endpoint: str, provider_level: int, endpoint_level: int) -> None:
         total, per_endpoint = self._both(provider, endpoint)
         total.peak_concurrency = max(total.peak_concurrency, provider_level)
         per_endpoint.peak_concurrency = max(per_endpoint.peak_concurrency, endpoint_level)

@@ -23,13 +23,9 @@ async def bge_small(account_id: str, request: Request) -> JSONResponse:
     raw = payload.get("text")
     texts = [raw] if isinstance(raw, str) else raw
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        return error_response(
-            "workers_ai", 400, "invalid_request", "`text` must be a string or an array of strings"
-        )
+        return error_response("workers_ai", 400, "invalid_request", "`text` must be a string or an array of strings")
     if len(texts) > MAX_TEXTS:
-        return error_response(
-            "workers_ai", 400, "invalid_request", f"`text` accepts at most {MAX_TEXTS} items"
-        )
+        return error_response("workers_ai", 400, "invalid_request", f"`text` accepts at most {MAX_TEXTS} items")
     pooling = payload.get("pooling", "mean")
     if pooling not in POOLINGS:
         return error_response("workers_ai", 400, "invalid_request", "`pooling` must be `mean` or `cls`")

@@ -22,13 +22,12 @@ from typing import Any
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database
-from core.errors import ProviderError
 from core.schema import OutcomeStatus
 from core.store import CompanyResult, record_results
 
@@ -114,7 +113,9 @@ def run_isolated(handler: Handler, ctx: BatchContext, company_ids: Sequence[int]
             return [failure(company_ids[0], batch_error, first_attempts)]
         logger = get_run_logger()
         logger.warning(
-            "batch of %d failed (%s); isolating company by company", len(company_ids), type(batch_error).__name__
+            "batch of %d failed (%s); isolating company by company",
+            len(company_ids),
+            type(batch_error).__name__,
         )
         results: list[CompanyResult] = []
         for company_id in company_ids:

@@ -32,9 +32,7 @@ def latest_bulk_action(db: CompanyDatabase) -> BulkAction | None:
 
 def embedding_rows(db: CompanyDatabase, ids: list[int]) -> int:
     with db.session() as session:
-        return int(
-            session.scalar(select(func.count()).where(CompanyEmbedding.company_id.in_(ids))) or 0
-        )
+        return int(session.scalar(select(func.count()).where(CompanyEmbedding.company_id.in_(ids))) or 0)
 
 
 def dead_jobs(db: CompanyDatabase, bulk_action_id: int) -> list[DeadJob]:

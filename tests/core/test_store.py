@@ -58,9 +58,7 @@ def test_bulk_action_membership_keeps_selection_order(db: CompanyDatabase) -> No
     ids = add_companies(db, 30)
     selection = ids[::-1]
     with db.session() as session:
-        record = create_bulk_action(
-            session, action="generate_embeddings", company_ids=selection, created_by="test"
-        )
+        record = create_bulk_action(session, action="generate_embeddings", company_ids=selection, created_by="test")
         action_id = record.id
     with db.session() as session:
         assert bulk_action_company_ids(session, action_id) == selection
@@ -74,9 +72,7 @@ def test_bulk_action_membership_keeps_selection_order(db: CompanyDatabase) -> No
 def test_results_update_outcomes_and_failures_become_dead_jobs(db: CompanyDatabase) -> None:
     ids = add_companies(db, 4)
     with db.session() as session:
-        action_id = create_bulk_action(
-            session, action="generate_embeddings", company_ids=ids, created_by="test"
-        ).id
+        action_id = create_bulk_action(session, action="generate_embeddings", company_ids=ids, created_by="test").id
     results = [
         CompanyResult(ids[0], OutcomeStatus.SUCCEEDED),
         CompanyResult(ids[1], OutcomeStatus.SKIPPED, detail="unchanged"),
@@ -119,9 +115,7 @@ def test_results_update_outcomes_and_failures_become_dead_jobs(db: CompanyDataba
 def test_status_timestamps(db: CompanyDatabase) -> None:
     ids = add_companies(db, 1)
     with db.session() as session:
-        action_id = create_bulk_action(
-            session, action="generate_embeddings", company_ids=ids, created_by="t"
-        ).id
+        action_id = create_bulk_action(session, action="generate_embeddings", company_ids=ids, created_by="t").id
         set_status(session, action_id, BulkActionStatus.RUNNING)
     with db.session() as session:
         record = session.get(BulkAction, action_id)
@@ -143,9 +137,7 @@ def test_embeddings_upsert_one_row_per_company_and_model(db: CompanyDatabase) ->
     row = {"company_id": ids[0], "model_id": "m1", "dimension": 3, "text_sha256": "a" * 64, "text": "t"}
     with db.session() as session:
         upsert_embeddings(session, [{**row, "vector": vector_to_bytes(_unit([1, 0, 0]))}])
-        upsert_embeddings(
-            session, [{**row, "text_sha256": "b" * 64, "vector": vector_to_bytes(_unit([0, 1, 0]))}]
-        )
+        upsert_embeddings(session, [{**row, "text_sha256": "b" * 64, "vector": vector_to_bytes(_unit([0, 1, 0]))}])
         upsert_embeddings(session, [{**row, "model_id": "m2", "vector": vector_to_bytes(_unit([0, 0, 1]))}])
     with db.session() as session:
         count = session.scalar(select(func.count()).where(CompanyEmbedding.company_id == ids[0]))

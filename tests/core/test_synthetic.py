@@ -106,9 +106,7 @@ def host_of(url: str) -> str:
 def ascii_folds(text: str) -> set[str]:
     """``"Müller Bäckerei GmbH"`` -> ``{"muellerbaeckereigmbh", "mullerbackereigmbh"}`` (both conventions)."""
     text = text.lower().replace("ł", "l").replace("ß", "ss").replace("æ", "ae").replace("œ", "oe")
-    expanded = (
-        text.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ø", "oe").replace("å", "aa")
-    )
+    expanded = text.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ø", "oe").replace("å", "aa")
     return {
         re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", t).encode("ascii", "ignore").decode())
         for t in (text.replace("ø", "o"), expanded)
@@ -259,9 +257,7 @@ def test_names_and_websites_unique_among_originals(companies: list[SyntheticComp
 @pytest.mark.parametrize("fraction", [0.0, 0.02, 0.1])
 def test_duplicate_fraction_is_honoured(fraction: float) -> None:
     n = 1500
-    dups = [
-        c for c in generate_companies(n, seed=9, duplicate_fraction=fraction) if c.duplicate_of is not None
-    ]
+    dups = [c for c in generate_companies(n, seed=9, duplicate_fraction=fraction) if c.duplicate_of is not None]
     assert abs(len(dups) - n * fraction) <= max(2, 0.1 * n * fraction)
 
 

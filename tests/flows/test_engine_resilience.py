@@ -19,8 +19,13 @@ from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState
-from prefect.client.schemas.filters import TaskRunFilterStateType
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelling
@@ -52,7 +57,11 @@ def sandbox(provider_sandbox: SandboxServer) -> Iterator[SandboxServer]:
 def sandbox_providers(provider_sandbox: SandboxServer) -> dict[str, str]:
     """Embedding blocks pointing at the sandbox: a parallel one, and a one-batch-at-a-time one."""
     provision_limits({"sandbox-serial": 1, "sandbox-crash": 1})
-    common: dict[str, Any] = {"base_url": f"{provider_sandbox.url}/v1", "api_key": API_KEY, "model": "sandbox-embed"}
+    common: dict[str, Any] = {
+        "base_url": f"{provider_sandbox.url}/v1",
+        "api_key": API_KEY,
+        "model": "sandbox-embed",
+    }
     OpenAICompatibleEmbeddings(**common, retries=1).save("sandbox", overwrite=True)
     OpenAICompatibleEmbeddings(**common, retries=0, concurrency_tag="sandbox-serial").save(
         "sandbox-serial", overwrite=True
@@ -139,9 +148,7 @@ def test_the_failure_threshold_decides_the_end_status(
         assert state.is_completed()
 
 
-def test_an_idempotent_rerun_makes_no_provider_call(
-    sandbox: SandboxServer, sandbox_providers: dict[str, str]
-) -> None:
+def test_an_idempotent_rerun_makes_no_provider_call(sandbox: SandboxServer, sandbox_providers: dict[str, str]) -> None:
     db = load_database("default")
     ids = seed(db, 30, seed_value=1200)
     generate_embeddings(company_ids=ids, provider=sandbox_providers["parallel"])
@@ -198,10 +205,8 @@ def test_a_crash_mid_run_resumes_without_paying_again_for_completed_batches(
     assert 3 <= len(completed) < 8, completed
     assert bulk_action(db, record.id).status is BulkActionStatus.RUNNING  # the crash left it mid-flight
 
-    # The killed process still holds its slot: a Prefect server's repossessor frees it when the lease expires
-    # (60 s), but the test harness runs no background services.  An operator would wait or raise the limit;
-    # the test raises it so the rerun is not blocked by the dead lease.
-    provision_limits({"sandbox-crash": 2})
+    # The killed process still holds its slot (limit 1): the takeover must give it back or the rerun would wait
+    # for a lease that nobody renews (the test harness runs no repossessor).
     texts = texts_of(db, ids)
     first_text = {b: texts[ids[b * 10]] for b in range(8)}
     calls_before = {b: calls_for(sandbox, first_text[b]) for b in range(8)}
@@ -220,6 +225,8 @@ def test_a_crash_mid_run_resumes_without_paying_again_for_completed_batches(
     with get_client(sync_client=True) as client:
         old = client.read_flow_run(UUID(record.flow_run_id))  # type: ignore[arg-type]
     assert old.state is not None and old.state.type is StateType.CRASHED
+    with get_client(sync_client=True) as client:
+        assert client.read_concurrency_limit_by_tag("sandbox-crash").active_slots == []
 
 
 def test_a_cancelled_run_ends_cancelled(sandbox: SandboxServer, sandbox_providers: dict[str, str]) -> None:
@@ -237,6 +244,7 @@ def test_a_cancelled_run_ends_cancelled(sandbox: SandboxServer, sandbox_provider
     thread = threading.Thread(target=run)
     thread.start()
     try:
+
         def started() -> bool:
             record = latest_bulk_action(db)
             return record is not None and record.id != (before.id if before else None) and record.processed > 0

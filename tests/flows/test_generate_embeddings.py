@@ -90,9 +90,7 @@ def test_bad_input_fails_the_flow_run_and_creates_nothing(
 def test_a_missing_provider_limit_stops_the_run_instead_of_running_unlimited(db: CompanyDatabase) -> None:
     LocalMiniLMEmbeddings(concurrency_tag="no-limit-provisioned").save("unlimited", overwrite=True)
     ids = seed(db, 2, seed_value=404)
-    state = generate_embeddings(
-        company_ids=ids, provider="local-minilm-embeddings/unlimited", return_state=True
-    )
+    state = generate_embeddings(company_ids=ids, provider="local-minilm-embeddings/unlimited", return_state=True)
     assert state.is_failed()
     with pytest.raises(MissingProviderLimitError, match="no-limit-provisioned"):
         state.result()
@@ -117,9 +115,7 @@ def test_progress_and_summary_artifacts_are_published(db: CompanyDatabase) -> No
             f"generate-embeddings-{summary.bulk_action_id}-progress",
             f"generate-embeddings-{summary.bulk_action_id}-summary",
         }
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(keys)))
-        )
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(keys))))
     by_key = {a.key: a for a in artifacts}
     assert set(by_key) == keys
     assert by_key[f"generate-embeddings-{summary.bulk_action_id}-progress"].data == 100.0

@@ -42,9 +42,7 @@ def test_metadata_and_load_is_cached(encoder: MiniLMEncoder) -> None:
 
 def test_reference_similarities(encoder: MiniLMEncoder) -> None:
     # Values printed by sentence-transformers for all-MiniLM-L6-v2 on these sentences.
-    emb = encoder.encode(
-        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
-    )
+    emb = encoder.encode(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
     sims = emb @ emb.T
     assert round(float(sims[0, 1]), 4) == 0.6660
     assert round(float(sims[0, 2]), 4) == 0.1046

@@ -41,9 +41,7 @@ class Driver:
     def close(self) -> None:
         self.http.close()
 
-    def chat(
-        self, content: str, *, path: str = "/openai/v1/chat/completions", **kwargs: Any
-    ) -> httpx.Response:
+    def chat(self, content: str, *, path: str = "/openai/v1/chat/completions", **kwargs: Any) -> httpx.Response:
         body = {"model": GROQ_MODEL, "messages": [{"role": "user", "content": content}], "temperature": 0.1}
         return self.http.post(path, json=body, headers={"Authorization": "Bearer gsk_test"}, **kwargs)
 

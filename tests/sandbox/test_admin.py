@@ -45,19 +45,12 @@ def test_stats_count_and_log(sandbox: SandboxServer, driver: Driver) -> None:
     driver.http.post("/openai/v1/chat/completions", json={})  # no key
     stats = sandbox.stats()
     groq = stats["providers"]["groq"]
-    assert (
-        groq["received"] == 5
-        and groq["accepted"] == 3
-        and groq["rate_limited"] == 1
-        and groq["rejected"] == 1
-    )
+    assert groq["received"] == 5 and groq["accepted"] == 3 and groq["rate_limited"] == 1 and groq["rejected"] == 1
     assert groq["peak_window_60s"] == 3 and groq["peak_concurrency"] == 1
     assert stats["providers"]["parallel"]["received"] == 0
     assert [e["status"] for e in stats["log"]] == [200, 200, 200, 429, 401]
     entry = stats["log"][0]
-    assert (
-        entry["provider"] == "groq" and entry["endpoint"] == "chat_completions" and entry["method"] == "POST"
-    )
+    assert entry["provider"] == "groq" and entry["endpoint"] == "chat_completions" and entry["method"] == "POST"
     assert entry["match_key"] == "Score the level of Acme" and entry["time"] <= time.time()
     acme = sandbox.requests(provider="groq", contains="Acme")
     assert [e["status"] for e in acme] == [200, 200]
@@ -71,9 +64,7 @@ def test_parallel_match_key_is_the_input(sandbox: SandboxServer, driver: Driver)
 
 
 def test_reset(sandbox: SandboxServer, driver: Driver) -> None:
-    sandbox.configure(
-        "parallel", job_duration_s=30, faults=[{"kind": "5xx", "times": 1, "endpoint": "create_run"}]
-    )
+    sandbox.configure("parallel", job_duration_s=30, faults=[{"kind": "5xx", "times": 1, "endpoint": "create_run"}])
     assert driver.create_run("x").status_code == 500
     run_id = driver.create_run("x").json()["run_id"]
     sandbox.reset()
@@ -141,16 +132,12 @@ def _free_port() -> int:
 
 def test_cli_starts_with_config_file(tmp_path: Path) -> None:
     config_file = tmp_path / "sandbox.json"
-    config_file.write_text(
-        json.dumps({"parallel": {"job_duration_s": 0.5}, "groq": {"requests_per_minute": 30}})
-    )
+    config_file.write_text(json.dumps({"parallel": {"job_duration_s": 0.5}, "groq": {"requests_per_minute": 30}}))
     port = _free_port()
     command = [sys.executable, "-m", "sandbox", "--port", str(port), "--config", str(config_file)]
     command += ["--set", "groq.latency_ms=2", "--log-level", "warning"]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15
         while True:

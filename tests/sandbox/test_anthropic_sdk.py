@@ -123,7 +123,5 @@ def test_headers_required(sandbox: SandboxServer) -> None:
         no_key = client.post("/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"})
         assert no_key.status_code == 401
         assert no_key.json()["error"]["type"] == "authentication_error"
-        ok = client.post(
-            "/v1/messages", json=body, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}
-        )
+        ok = client.post("/v1/messages", json=body, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})
         assert ok.status_code == 200 and ok.headers["request-id"].startswith("req_")

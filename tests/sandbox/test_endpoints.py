@@ -54,9 +54,7 @@ def test_chat_rejects_bad_requests(driver: Driver) -> None:
     assert no_key.status_code == 401
     assert no_key.json()["error"]["code"] == "invalid_api_key"
     assert no_key.headers["x-sandbox"] == "true"
-    bad = driver.http.post(
-        "/openai/v1/chat/completions", json={"model": "m"}, headers={"Authorization": "Bearer k"}
-    )
+    bad = driver.http.post("/openai/v1/chat/completions", json={"model": "m"}, headers={"Authorization": "Bearer k"})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
 
 

@@ -77,10 +77,7 @@ def test_rejected_requests_do_not_count(sandbox: SandboxServer, driver: Driver) 
 async def _concurrent(url: str, count: int, send: str) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         if send == "chat":
-            calls = [
-                client.post("/openai/v1/chat/completions", json=CHAT, headers=GROQ_HEADERS)
-                for _ in range(count)
-            ]
+            calls = [client.post("/openai/v1/chat/completions", json=CHAT, headers=GROQ_HEADERS) for _ in range(count)]
         else:
             calls = [
                 client.post("/v1/tasks/runs", json={"input": f"company {i}"}, headers={"x-api-key": "k"})
