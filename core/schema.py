@@ -128,9 +128,7 @@ class Company(Base):
     status: Mapped[CompanyStatus] = mapped_column(_enum(CompanyStatus), default=CompanyStatus.ACTIVE)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     priority: Mapped[int] = mapped_column(Integer, default=0)
-    enrichment_status: Mapped[EnrichmentStatus] = mapped_column(
-        _enum(EnrichmentStatus), default=EnrichmentStatus.NEVER
-    )
+    enrichment_status: Mapped[EnrichmentStatus] = mapped_column(_enum(EnrichmentStatus), default=EnrichmentStatus.NEVER)
     enriched_at: Mapped[datetime | None]
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(Text)
@@ -174,9 +172,7 @@ class BulkAction(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     action: Mapped[str] = mapped_column(String(64))
-    status: Mapped[BulkActionStatus] = mapped_column(
-        _enum(BulkActionStatus), default=BulkActionStatus.PENDING
-    )
+    status: Mapped[BulkActionStatus] = mapped_column(_enum(BulkActionStatus), default=BulkActionStatus.PENDING)
     status_reason: Mapped[str | None] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
@@ -210,9 +206,7 @@ class BulkActionOutcome(Base):
 
     __tablename__ = "bulk_action_outcomes"
 
-    bulk_action_id: Mapped[int] = mapped_column(
-        ForeignKey("bulk_actions.id", ondelete="CASCADE"), primary_key=True
-    )
+    bulk_action_id: Mapped[int] = mapped_column(ForeignKey("bulk_actions.id", ondelete="CASCADE"), primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[OutcomeStatus] = mapped_column(_enum(OutcomeStatus), default=OutcomeStatus.PENDING)
@@ -246,4 +240,40 @@ class DeadJob(Base):
     __table_args__ = (
         UniqueConstraint("bulk_action_id", "company_id", name="uq_dead_jobs_action_company"),
         Index("ix_dead_jobs_status_action", "status", "action"),
+    )
+
+
+class CompanyScore(Base):
+    """One criterion's score of a company by one provider and model; ``criterion="total"`` holds the 0-50 sum.
+
+    One row per (company, criterion, provider, model), overwritten by a rescore: the table answers "what is this
+    company's score now, and who gave it", a run that dies half-way can never leave duplicates, and scores of
+    different models sit side by side for comparison.  The history of who scored what and when stays in the bulk
+    actions and their outcomes.  ``input_sha256`` identifies the prompt (rubric version + company profile), so a
+    new action skips companies whose current scores answer the same question.  Tokens are those of the calls
+    behind the row (retries included); the total row carries the company's sum, so add up criterion rows only.
+    """
+
+    __tablename__ = "company_scores"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
+    criterion: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[int] = mapped_column(Integer)
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    scored_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "company_id", "criterion", "provider", "model", name="uq_company_scores_company_criterion_provider_model"
+        ),
+        Index("ix_company_scores_criterion_score", "criterion", "score"),
+        Index("ix_company_scores_bulk_action", "bulk_action_id"),
     )

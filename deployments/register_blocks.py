@@ -2,10 +2,11 @@
 
     python -m deployments.register_blocks
 
-Saves ``company-database/default`` (SQLite under ./.data unless BULKAI_DATABASE_URL is set) and
-``local-minilm-embeddings/default``.  Existing documents are left as they are (pass ``--overwrite`` to reset
-them), so secrets an operator entered in the UI are never clobbered.  Blocks for paid providers are registered as
-types only: create their documents in the UI (Blocks → +) or with a few lines of Python, as the README shows.
+Saves ``company-database/default`` (SQLite under ./.data unless BULKAI_DATABASE_URL is set),
+``local-minilm-embeddings/default`` and ``local-rules-llm/default``.  Existing documents are left as they are
+(pass ``--overwrite`` to reset them), so secrets an operator entered in the UI are never clobbered.  Blocks for
+paid providers are registered as types only: create their documents in the UI (Blocks → +) or with a few lines of
+Python, as the README shows.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from prefect.blocks.core import Block
 
 from blocks.database import CompanyDatabase
 from blocks.embeddings import EMBEDDING_BLOCK_TYPES, LocalMiniLMEmbeddings
+from blocks.llm import LLM_BLOCK_TYPES, LocalRulesLLM
 
-BLOCK_TYPES: tuple[type[Block], ...] = (CompanyDatabase, *EMBEDDING_BLOCK_TYPES)
+BLOCK_TYPES: tuple[type[Block], ...] = (CompanyDatabase, *EMBEDDING_BLOCK_TYPES, *LLM_BLOCK_TYPES)
 
 
 def register_blocks(*, overwrite: bool = False, database_url: str | None = None) -> list[str]:
@@ -28,6 +30,7 @@ def register_blocks(*, overwrite: bool = False, database_url: str | None = None)
     documents: list[Block] = [
         CompanyDatabase(url=database_url) if database_url else CompanyDatabase(),  # type: ignore[arg-type]
         LocalMiniLMEmbeddings(),
+        LocalRulesLLM(),
     ]
     for document in documents:
         slug = document.get_block_type_slug()
@@ -47,9 +50,7 @@ def _exists(block_type: type[Block], name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--overwrite", action="store_true", help="replace existing default documents")
     parser.add_argument("--database-url", help="URL for company-database/default (else the SQLite default)")
     args = parser.parse_args(argv)

@@ -39,8 +39,8 @@ from prefect.states import Cancelled, Crashed
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database, load_provider_block
-from core.catalog import DEFAULT_MAX_COMPANIES, get_action
-from core.errors import InputError, MissingProviderLimitError
+from core.catalog import DEFAULT_MAX_COMPANIES, ActionSpec, get_action
+from core.errors import InputError
 from core.schema import BulkAction, BulkActionStatus
 from core.store import (
     CompanyResult,
@@ -54,6 +54,7 @@ from core.store import (
     write_progress,
 )
 from core.validation import validate_request
+from flows.provider_slots import ProviderSlots, release_slots_of_dead_run
 from tasks.batch import BatchReport, failure, process_batch
 
 
@@ -113,18 +114,6 @@ class BulkActionSummary:
         rows.append({"metric": "seconds", "value": round(self.seconds, 2)})
         rows.extend({"metric": f"dead jobs: {cls}", "value": n} for cls, n in sorted(self.errors.items()))
         return rows
-
-
-def provider_window(tag: str) -> int:
-    """The provider's concurrency limit from Prefect: how many of its batches may be in flight."""
-    with get_client(sync_client=True) as client:
-        try:
-            limit = client.read_global_concurrency_limit_by_name(f"tag:{tag}")
-        except ObjectNotFound:
-            raise MissingProviderLimitError(tag) from None
-    if not limit.active or limit.limit < 1:
-        raise MissingProviderLimitError(tag)
-    return int(limit.limit)
 
 
 def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: str, tag: str) -> tuple[int, list[int]]:
@@ -195,11 +184,15 @@ def _take_over_from(record: BulkAction, flow_run_id: str, *, takeover: bool, tag
             )
         message = f"taken over by flow run {flow_run_id} (bulk action {record.id})"
         client.set_flow_run_state(owner.id, Crashed(message=message), force=True)
-        _release_slots_of(client, owner.id, tag, message)
+        _crash_unfinished_tasks(client, owner.id, message)
+        release_slots_of_dead_run(client, tag, owner.id)
+        get_run_logger().warning(
+            "took bulk action %d over from flow run %s and freed its %r slots", record.id, owner.id, tag
+        )
 
 
-def _release_slots_of(client: SyncPrefectClient, dead_flow_run_id: UUID, tag: str, message: str) -> None:
-    """Crash the dead run's unfinished task runs and release the ``tag`` slots they hold."""
+def _crash_unfinished_tasks(client: SyncPrefectClient, dead_flow_run_id: UUID, message: str) -> None:
+    """The dead run's unfinished task runs are crashed too, so the UI shows what really happened."""
     unfinished = client.read_task_runs(
         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[dead_flow_run_id])),
         task_run_filter=TaskRunFilter(
@@ -208,15 +201,8 @@ def _release_slots_of(client: SyncPrefectClient, dead_flow_run_id: UUID, tag: st
             )
         ),
     )
-    try:
-        holders = set(client.read_concurrency_limit_by_tag(tag).active_slots)
-    except ObjectNotFound:
-        holders = set()
     for task_run in unfinished:
         client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
-        if task_run.id in holders:
-            client.decrement_v1_concurrency_slots(names=[tag], task_run_id=task_run.id, occupancy_seconds=1.0)
-            get_run_logger().warning("released the %r slot held by crashed task run %s", tag, task_run.id)
 
 
 class _CancellationWatch:
@@ -244,7 +230,6 @@ def _artifact_key(action: str, bulk_action_id: int, what: str) -> str:
 
 def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any]:
     """Run one bulk action inside the current flow run; see the module docstring."""
-    logger = get_run_logger()
     started = time.perf_counter()
     spec = get_action(request.action)
     if not 0.0 <= request.failure_threshold <= 1.0:
@@ -253,31 +238,50 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any
         raise InputError("progress_every must be at least 1")
     db = load_database(request.database)
     tag = str(load_provider_block(request.provider).concurrency_tag)
-    window = provider_window(tag)
     flow_run_id = str(current_flow_run.id)
+    slots = ProviderSlots(tag, flow_run_id)  # fails fast when the provider has no limit
+    try:
+        return _run(request, spec, db, tag, slots, flow_run_id, started)
+    finally:
+        slots.release_all()
+
+
+def _run(
+    request: BulkActionRequest,
+    spec: ActionSpec,
+    db: CompanyDatabase,
+    tag: str,
+    slots: ProviderSlots,
+    flow_run_id: str,
+    started: float,
+) -> BulkActionSummary | State[Any]:
+    logger = get_run_logger()
     bulk_action_id, company_ids = _open_record(db, request, flow_run_id, tag)
     with db.session() as session:
         set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
     batches = [tuple(company_ids[i : i + spec.batch_size]) for i in range(0, len(company_ids), spec.batch_size)]
+    watch = _CancellationWatch(flow_run_id, request.cancel_check_seconds)
+    window = slots.acquire(len(batches), should_stop=watch.check)
     logger.info(
-        "bulk action %d: %s over %d companies in %d batches of %d; provider %s (tag %r, %d in flight)",
+        "bulk action %d: %s over %d companies in %d batches of %d; provider %s (%d of %d %r slots held)",
         bulk_action_id,
         request.action,
         len(company_ids),
         len(batches),
         spec.batch_size,
         request.provider,
-        tag,
         window,
+        slots.limit,
+        tag,
     )
     progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call returns the UUID
         0.0,
         key=_artifact_key(request.action, bulk_action_id, "progress"),
         description=f"Bulk action {bulk_action_id}: {request.action} over {len(company_ids)} companies",
     )
-    submit = process_batch.with_options(tags=[tag])
+    # The tag labels the task runs in the UI; the slots themselves are held by the engine (see provider_slots).
+    submit = process_batch.with_options(tags=[f"provider/{tag}"])
     done: queue.Queue[PrefectFuture[BatchReport]] = queue.Queue()
-    watch = _CancellationWatch(flow_run_id, request.cancel_check_seconds)
     next_batch = in_flight = finished = from_checkpoint = provider_calls = 0
     errors: Counter[str] = Counter()
     batch_of: dict[UUID, tuple[int, ...]] = {}
@@ -303,6 +307,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any
             future = done.get(timeout=request.cancel_check_seconds)
         except queue.Empty:
             watch.check()
+            slots.renew_if_due()
             continue
         in_flight -= 1
         finished += 1
@@ -319,6 +324,8 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any
                 _record_crashed_batch(db, request.action, bulk_action_id, state, batch_of[future.task_run_id])
             )
         del batch_of[future.task_run_id]
+        slots.shrink_to(max(in_flight, len(batches) - next_batch))
+        window = max(len(slots), 1)
         if finished % request.progress_every == 0:
             with db.session() as session:
                 write_progress(session, bulk_action_id)

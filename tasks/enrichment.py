@@ -1,0 +1,222 @@
+"""The ``enrich_companies`` batch handler: one Parallel task run per company, five companies per batch.
+
+A batch starts its five runs first (concurrently), then waits for all of them, so the five run side by side at
+the provider while the batch holds a single Prefect slot.  Hence the sizing rule (see ``blocks.enrichment``):
+``tag:<concurrency_tag>`` counts *batches*, each batch has up to 5 runs active, so the limit must be at most
+``floor(active-run cap / 5)``.
+
+Per company, in order: the raw result goes to ``companies/{id}/parallel-scrape.json`` (kept even when its content
+turns out invalid, for review), the merged profile to ``companies/{id}/profile.json``, then the company row gets
+``activity_description``, ``ownership_type``, ``enrichment_status`` and ``enriched_at``.  Every company gets its
+own outcome: a run that failed (or returned unusable output) is ``FAILED_PERMANENT`` and a dead job that is not
+retryable; one that still fails transiently after the client's retries is ``FAILED_RETRYABLE``.  The handler
+never raises for a company, so one bad company can neither fail nor re-run (and re-pay) its batch-mates.
+
+Never paying twice: each created run id is journaled in ``companies/{id}/parallel-run.json`` with the bulk action
+id.  If the same bulk action reaches the company again (a Prefect retry of the batch after a database error, or
+a rerun after a crash mid-wait), the handler waits on the journaled run (result retrieval is free) instead of
+creating a new one.  A new bulk action always does fresh research.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from prefect import get_run_logger
+from sqlalchemy import update
+
+from blocks.enrichment import ParallelEnrichment
+from blocks.loading import load_provider_block
+from blocks.storage import load_storage, read_json, write_json
+from core.errors import ConfigurationError, ProviderError, ProviderRequestError
+from core.schema import Company, EnrichmentStatus, OutcomeStatus, utcnow
+from core.store import CompanyResult, load_companies
+from providers.parallel import (
+    ENRICHMENT_OUTPUT_SCHEMA,
+    ParallelClient,
+    TaskRunResult,
+    enrichment_input,
+    parse_enrichment,
+)
+from tasks.batch import BatchContext, failure, register_handler
+
+RUN_JOURNAL = "companies/{id}/parallel-run.json"
+RAW_RESULT = "companies/{id}/parallel-scrape.json"
+PROFILE = "companies/{id}/profile.json"
+OWNERSHIP_COLUMN_CHARS = 100
+NOT_FOUND = 404
+
+
+@dataclass(frozen=True)
+class _Company:
+    """The fields a run and a profile need, copied out of the session (worker threads must not touch it)."""
+
+    id: int
+    name: str
+    website: str | None
+    industry: str | None
+    nace_code: str | None
+    country: str | None
+    activity_description: str | None
+    ownership_type: str | None
+
+    @classmethod
+    def of(cls, row: Company) -> _Company:
+        return cls(
+            row.id,
+            row.name,
+            row.website,
+            row.industry,
+            row.nace_code,
+            row.country,
+            row.activity_description,
+            row.ownership_type,
+        )
+
+
+@dataclass
+class _Work:
+    """One company's way through the batch."""
+
+    company: _Company
+    run_id: str | None = None
+    runs_created: int = 0
+    result: CompanyResult | None = None
+    columns: dict[str, Any] | None = None
+
+
+@register_handler("enrich_companies")
+def enrich_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyResult]:
+    block = load_provider_block(ctx.provider)
+    if not isinstance(block, ParallelEnrichment):
+        raise ConfigurationError(f"provider {ctx.provider!r} is not a parallel-enrichment block")
+    load_storage(block.storage_block)  # a storage misconfiguration stops the batch before any run is paid for
+    job = _Job(ctx, block.get_client(), block.storage_block)
+    with ctx.database.session() as session:
+        found = {c.id: _Company.of(c) for c in load_companies(session, company_ids)}
+    gone = [
+        CompanyResult(cid, OutcomeStatus.FAILED, "company no longer exists", 0, "CompanyNotFound", False)
+        for cid in company_ids
+        if cid not in found
+    ]
+    work = [_Work(found[cid]) for cid in company_ids if cid in found]
+    if work:
+        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="parallel-run") as pool:
+            list(pool.map(job.start, work))  # all runs of the batch are created before any wait
+            list(pool.map(job.finish, work))
+        ctx.count_call(sum(w.runs_created for w in work))
+        _update_companies(ctx, work)
+    results = gone + [w.result for w in work if w.result is not None]
+    failed = sum(r.status is OutcomeStatus.FAILED for r in results)
+    get_run_logger().info(
+        "enriched %d of %d companies (%d runs created)", len(results) - failed, len(results), ctx.provider_calls
+    )
+    return results
+
+
+class _Job:
+    """What every company of the batch shares: the bulk action, the client and the storage block."""
+
+    def __init__(self, ctx: BatchContext, client: ParallelClient, storage: str) -> None:
+        self.bulk_action_id = ctx.bulk_action_id
+        self.client = client
+        self.storage = storage
+
+    def start(self, work: _Work) -> None:
+        """Create the company's run, or pick up the one this bulk action already paid for."""
+        try:
+            journal = read_json(self.storage, RUN_JOURNAL.format(id=work.company.id))
+            if isinstance(journal, dict) and journal.get("bulk_action_id") == self.bulk_action_id:
+                work.run_id = str(journal["run_id"])
+            else:
+                self._create(work)
+        except Exception as error:  # noqa: BLE001 - isolated: this company fails, its batch-mates go on
+            work.result = _failed(work.company.id, error)
+
+    def finish(self, work: _Work) -> None:
+        """Wait for the run, store its files and prepare the company's new columns."""
+        if work.result is not None or work.run_id is None:
+            return
+        try:
+            try:
+                result = self.client.wait_result(work.run_id)
+            except ProviderRequestError as error:
+                if error.status_code != NOT_FOUND or work.runs_created:
+                    raise
+                self._create(work)  # the journaled run is gone at the provider: research afresh
+                result = self.client.wait_result(work.run_id)
+            self._store(work, result)
+        except Exception as error:  # noqa: BLE001 - isolated, as above
+            work.result = _failed(work.company.id, error)
+
+    def _create(self, work: _Work) -> None:
+        company = work.company
+        work.run_id = self.client.create_run(
+            enrichment_input(company.name, company.website, company.country),
+            ENRICHMENT_OUTPUT_SCHEMA,
+            metadata={"company_id": str(company.id), "bulk_action_id": str(self.bulk_action_id)},
+        )
+        work.runs_created += 1
+        journal = {"bulk_action_id": self.bulk_action_id, "run_id": work.run_id, "created_at": utcnow().isoformat()}
+        write_json(self.storage, RUN_JOURNAL.format(id=company.id), journal)
+
+    def _store(self, work: _Work, result: TaskRunResult) -> None:
+        company = work.company
+        raw_path = RAW_RESULT.format(id=company.id)
+        write_json(self.storage, raw_path, result.raw)  # first: kept for review even if the content is invalid
+        enrichment = parse_enrichment(result.content)
+        enriched_at = utcnow()
+        activity = enrichment.activity_description.strip() or company.activity_description
+        label = enrichment.ownership_type.strip()
+        ownership = label[:OWNERSHIP_COLUMN_CHARS] if label not in ("", "unknown") else company.ownership_type
+        found = enrichment.to_json()
+        profile = {
+            "id": company.id,
+            "name": company.name,
+            "website": company.website,
+            "industry": company.industry,
+            "nace_code": company.nace_code,
+            "country": company.country,
+            **found,
+            "activity_description": activity,
+            "ownership": {**found["ownership"], "type": ownership},
+            "source": {
+                "provider": self.client.provider,
+                "processor": self.client.processor,
+                "run_id": result.run_id,
+                "bulk_action_id": self.bulk_action_id,
+                "raw": raw_path,
+            },
+            "enriched_at": enriched_at.isoformat(),
+        }
+        write_json(self.storage, PROFILE.format(id=company.id), profile)
+        work.columns = {
+            "activity_description": activity,
+            "ownership_type": ownership,
+            "enrichment_status": EnrichmentStatus.ENRICHED,
+            "enriched_at": enriched_at,
+        }
+        work.result = CompanyResult(company.id, OutcomeStatus.SUCCEEDED, detail=f"run {result.run_id}")
+
+
+def _failed(company_id: int, error: Exception) -> CompanyResult:
+    """A company's failure; storage and network trouble outside the provider client is worth another try."""
+    result = failure(company_id, error, getattr(error, "attempts", 1))
+    if isinstance(error, OSError) and not isinstance(error, ProviderError):
+        result = replace(result, retryable=True)
+    return result
+
+
+def _update_companies(ctx: BatchContext, work: list[_Work]) -> None:
+    """One transaction for the batch; a failure's status says whether trying again could help."""
+    with ctx.database.session() as session:
+        for item in work:
+            values = item.columns
+            if values is None:
+                retryable = item.result is not None and item.result.retryable
+                status = EnrichmentStatus.FAILED_RETRYABLE if retryable else EnrichmentStatus.FAILED_PERMANENT
+                values = {"enrichment_status": status}
+            session.execute(update(Company).where(Company.id == item.company.id).values(**values))
