@@ -315,8 +315,9 @@ def _run(
         state = future.state
         if state.is_completed():
             report: BatchReport = state.result()
-            from_checkpoint += state.name == "Cached"
-            provider_calls += report.provider_calls
+            cached = state.name == "Cached"
+            from_checkpoint += cached
+            provider_calls += 0 if cached else report.provider_calls
             errors.update(report.errors)
         else:
             logger.error("batch %s ended %s: %s", future.task_run_id, state.type.value, state.message)

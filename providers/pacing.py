@@ -29,12 +29,13 @@ share the budget does a request wait on the server, polling at most every ``wind
 
 Why not the alternatives:
 
-* ``rate_limit()`` on a decaying limit (``rate:<tag>``) is a token bucket: it lets ``limit`` requests through
-  at once and then refills, so a 60-s window can see nearly ``2 x limit``, and the server drops fractional decay
-  on every update, which makes it pace at ~70 % of the rate.  Neither exact nor full.
-* Holding a ``tag:<tag>`` slot per call deadlocks: ``process-batch`` already holds one ``tag:<tag>`` slot for
-  its whole run (the engine tags it), and the engine fills that limit with batches.  That task-level slot
-  already bounds how many calls are in flight (a batch calls sequentially), which is what it is for.
+* ``rate_limit()`` on a decaying limit (``rate:<tag>``) is a token bucket: a full bucket lets ``limit``
+  requests through at once and then refills, so a 60-s window can hold up to ``2 x limit`` (measured: 643 in a
+  window at 600/min); and the server floors the decay on every update, which at low rates paces at ~70 % of the
+  limit (see DESIGN.md).  Neither exact nor reliably full.
+* Holding a ``tag:<tag>`` slot per call deadlocks: the engine already holds that limit's slots (one per batch
+  in flight, as flow-run leases) for the whole action, so a call waiting for one more would wait for ever.
+  Those slots already bound how many calls are in flight (a batch calls sequentially), which is their job.
 
 Every tag has its own pacer (own permits, own release thread), so one provider's pacing never waits on
 another's.  The costs: two Prefect API calls per provider request (~12 ms each on a local server); on a Prefect
@@ -42,9 +43,8 @@ server backed by SQLite, a call that collides with another write gets a 503 that
 ~2 s (time lost, never budget); and pacing needs the ``window:<tag>`` limit to exist (a missing limit is a
 ``ConfigurationError``, never "no limit").
 
-Measured (``bench/bench_scoring.py``, sandbox enforcing 600 requests per sliding 60 s, 660 calls): 600 requests
-in the first minute, none refused, peak window 600.  Prefect's ``rate_limit()`` alone on a 600/min decaying
-limit peaked at 643 requests in a 60-s window.
+Measured (``bench/bench_scoring.py``, sandbox enforcing 600 requests per sliding 60 s, 660 calls from two
+batches in flight): 600 requests in the first minute, none refused, peak window 600.
 """
 
 from __future__ import annotations
@@ -108,14 +108,12 @@ class SlidingWindowLimiter:
             self._limit = limit
             self._cond.notify_all()
 
-    def acquire(self) -> float:
-        """Block until a permit is free and take it; returns the seconds spent waiting."""
-        started = time.monotonic()
+    def acquire(self) -> None:
+        """Block until a permit is free and take it."""
         with self._cond:
             while self._held >= self._limit:
                 self._cond.wait()
             self._held += 1
-        return time.monotonic() - started
 
     def release(self) -> None:
         with self._cond:
@@ -290,8 +288,6 @@ class Pacer:
         self.tag = tag
         self.limiter = limiter
         self.shared = shared
-        self.requests = 0
-        self.waited_seconds = 0.0
         self._timer = _ReleaseTimer(tag)
 
     @property
@@ -300,18 +296,14 @@ class Pacer:
 
     @contextmanager
     def permit(self) -> Iterator[None]:
-        waited = self.limiter.acquire()
+        self.limiter.acquire()
         token: object = None
         try:
             if self.shared is not None:
-                started = time.monotonic()
                 token = self.shared.acquire()
-                waited += time.monotonic() - started
         except BaseException:
             self.limiter.release()
             raise
-        self.requests += 1
-        self.waited_seconds += waited
         try:
             yield
         finally:
