@@ -1,7 +1,7 @@
 """Run every benchmark and write bench/results/latest.json.
 
-    make bench                      # all of them
-    python -m bench engine resume   # only some (names: engine, embeddings, resume, scoring, enrichment)
+make bench                      # all of them
+python -m bench engine resume   # only some (names: engine, embeddings, resume, scoring, enrichment)
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from bench.environment import seed
 from bench.instant_provider import register
 
-COMPANIES = 10_000
-IN_FLIGHT = 8
+COMPANIES = int(os.environ.get("BENCH_ENGINE_COMPANIES", "10000"))
+IN_FLIGHT = int(os.environ.get("BENCH_ENGINE_IN_FLIGHT", "8"))
 
 
 def run() -> dict[str, float]:

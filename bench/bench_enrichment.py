@@ -2,13 +2,22 @@
 
 The ideal is the provider's capacity: ``cap`` runs of ``job`` seconds each, i.e. ``cap / job`` companies per
 second.  ``enrich_throughput_vs_ideal`` is the measured rate (companies enriched / wall seconds of the whole
-flow run, start to end) divided by that.  The flow keeps ``cap / 5`` batches in flight (``tag:`` limit), each
-batch running its 5 runs side by side; every second a slot spends outside a Parallel run (Prefect task
-orchestration, storage and database writes, slot hand-over) is capacity lost.
+flow run, from the call to its return) divided by that; ``..._provider_window_vs_ideal`` is the same over the
+provider's busy window only (first run created to last result), i.e. without the flow's start and finish.
+
+Two configurations, each on fresh companies, its own sandbox and its own blocks:
+
+* default (the headline, ``enrich_*``): ``tag:`` limit = ``cap / 5`` batches in flight, each running its 5 runs;
+  every moment a batch spends outside its runs (Prefect task start/finish, slot hand-over, storage and
+  database writes) leaves 5 of the cap's slots idle;
+* pipelined (``enrich_pipelined_*``): ``cap / 5 + 2`` batches in flight and ``max_active_runs = cap`` on the
+  block, so the extra batches do their overhead while other runs are active and take a run slot the moment
+  one frees (the proposed fix; see ``blocks.enrichment``).
 
 ``run()`` expects the caller to have entered a Prefect harness and registered the base blocks; it starts its
-own sandbox, saves its own blocks and provisions the ``tag:`` limit it needs.  Standalone:
-``python -m bench.bench_enrichment`` does all of that itself.
+own sandbox, saves its own blocks and provisions the ``tag:`` limits it needs.  Standalone:
+``python -m bench.bench_enrichment [--prefect-postgres postgresql://postgres@127.0.0.1/postgres]`` sets all of
+that up itself, with the Prefect server on SQLite (the test harness) or on a temporary PostgreSQL database.
 """
 
 from __future__ import annotations

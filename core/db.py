@@ -77,11 +77,32 @@ def dispose_engines() -> None:
         _migrated.clear()
 
 
+_sqlite_locks: dict[int, threading.Lock] = {}
+
+
+def _sqlite_lock(engine: Engine) -> threading.Lock | None:
+    """One in-process lock per SQLite engine.
+
+    SQLite admits one writer at a time and makes the others poll with growing sleeps (its busy handler), which
+    wastes most of the time when a flow's batch threads write at once; queueing them on a Python lock instead
+    hands the database over the moment it is free.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    with _engines_lock:
+        return _sqlite_locks.setdefault(id(engine), threading.Lock())
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: commits on success, rolls back on error."""
     factory = sessionmaker(engine, expire_on_commit=False)
-    with factory.begin() as session:
+    lock = _sqlite_lock(engine)
+    if lock is None:
+        with factory.begin() as session:
+            yield session
+        return
+    with lock, factory.begin() as session:
         yield session
 
 

@@ -120,3 +120,18 @@ def test_progress_and_summary_artifacts_are_published(db: CompanyDatabase) -> No
     assert set(by_key) == keys
     assert by_key[f"generate-embeddings-{summary.bulk_action_id}-progress"].data == 100.0
     assert "succeeded" in str(by_key[f"generate-embeddings-{summary.bulk_action_id}-summary"].data)
+
+
+def test_the_generic_entry_point_rejects_an_unknown_action_and_runs_a_known_one() -> None:
+    from blocks.loading import load_database
+    from core.errors import UnknownActionError
+    from flows.bulk_action import bulk_action
+
+    db = load_database("default")
+    state = bulk_action(action="summon_unicorns", company_ids=[1], return_state=True)
+    assert state.is_failed()
+    with pytest.raises(UnknownActionError, match="generate_embeddings"):
+        state.result()
+    ids = seed(db, 4, seed_value=707)
+    summary = bulk_action(action="generate_embeddings", company_ids=ids)
+    assert isinstance(summary, BulkActionSummary) and summary.succeeded == 4

@@ -1,0 +1,64 @@
+"""bulk-action: one entry point for every action, chosen by name (handy in the UI and for scripted runs).
+
+It checks the action name first (an unknown one fails with the list of known actions, before anything is
+written) and then runs that action's own flow as a subflow, so the run shows up under its real name too.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from prefect import Flow, flow
+
+from core.catalog import DEFAULT_MAX_COMPANIES, get_action
+
+ACTION_FLOWS: dict[str, str] = {
+    "generate_embeddings": "flows.generate_embeddings:generate_embeddings",
+    "enrich_companies": "flows.enrich_companies:enrich_companies",
+    "score_llm_adoption": "flows.score_llm_adoption:score_llm_adoption",
+}
+
+
+def action_flow(action: str) -> Flow[..., Any]:
+    get_action(action)  # raises UnknownActionError naming the known actions
+    module, _, name = ACTION_FLOWS[action].partition(":")
+    target: Flow[..., Any] = getattr(importlib.import_module(module), name)
+    return target
+
+
+@flow(name="bulk-action", validate_parameters=True)
+def bulk_action(
+    action: str,
+    company_ids: list[int] | None = None,
+    provider: str | None = None,
+    database: str = "default",
+    created_by: str = "prefect",
+    priority: int = 0,
+    bulk_action_id: int | None = None,
+    takeover: bool = False,
+    failure_threshold: float = 0.5,
+    progress_every: int = 5,
+    max_companies: int = DEFAULT_MAX_COMPANIES,
+) -> Any:
+    """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption) over ``company_ids``.
+
+    Args:
+        action: the action's name.
+        provider: provider block as ``<block-type>/<name>``; empty for the action's default.
+        Other arguments: as in each action's flow.
+    """
+    parameters: dict[str, Any] = {
+        "company_ids": company_ids,
+        "database": database,
+        "created_by": created_by,
+        "priority": priority,
+        "bulk_action_id": bulk_action_id,
+        "takeover": takeover,
+        "failure_threshold": failure_threshold,
+        "progress_every": progress_every,
+        "max_companies": max_companies,
+    }
+    if provider:
+        parameters["provider"] = provider
+    return action_flow(action)(**parameters)
