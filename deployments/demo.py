@@ -4,7 +4,9 @@
 
 Starts (or reuses) the local Prefect server, registers the blocks and provider limits, seeds 1,000 synthetic
 companies into the SQLite company database (once), runs ``generate_embeddings`` over all of them as a flow run
-recorded on the server, and prints a summary and a semantic search.
+recorded on the server, and prints a summary and a semantic search.  Then it starts the provider sandbox and
+runs ``enrich_companies`` and ``score_llm_adoption`` over a few companies against it: real HTTP clients, fake
+providers, and every stored result marked as sandbox output.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import os
 import time
 
+from pydantic import SecretStr
 from sqlalchemy import func, select
+
+from blocks.database import CompanyDatabase
 
 SEARCH_QUERY = "artisan bakery making sourdough bread and pastries"
 
@@ -20,10 +25,9 @@ SEARCH_QUERY = "artisan bakery making sourdough bread and pastries"
 def main() -> None:
     from deployments.local_server import API_URL, UI_URL, start
 
-    print("1/5  Prefect server …", flush=True)
+    print("1/6  Prefect server …", flush=True)
     os.environ["PREFECT_API_URL"] = start()
 
-    from blocks.database import CompanyDatabase
     from blocks.loading import load_database, load_embedding_block
     from core.schema import Company, CompanyStatus, DeadJob
     from core.search import VectorIndex
@@ -33,12 +37,12 @@ def main() -> None:
     from flows.engine import BulkActionSummary
     from flows.generate_embeddings import DEFAULT_EMBEDDING_PROVIDER, generate_embeddings
 
-    print("2/5  blocks and provider limits …", flush=True)
+    print("2/6  blocks and provider limits …", flush=True)
     register_blocks()
     provision_limits()
     db: CompanyDatabase = load_database("default")
 
-    print("3/5  company database …", flush=True)
+    print("3/6  company database …", flush=True)
     with db.session() as session:
         if session.scalar(select(func.count()).select_from(Company)) == 0:
             seed_companies(session, 1000)
@@ -48,7 +52,7 @@ def main() -> None:
         )
     print(f"     {len(ids)} companies in {db.safe_url()}")
 
-    print("4/5  generate_embeddings as a Prefect flow run …", flush=True)
+    print("4/6  generate_embeddings as a Prefect flow run …", flush=True)
     started = time.perf_counter()
     summary = generate_embeddings(company_ids=ids, created_by="make demo")
     elapsed = time.perf_counter() - started
@@ -58,7 +62,7 @@ def main() -> None:
             select(func.count()).select_from(DeadJob).where(DeadJob.bulk_action_id == summary.bulk_action_id)
         )
 
-    print("5/5  semantic search …", flush=True)
+    print("5/6  semantic search …", flush=True)
     client = load_embedding_block(DEFAULT_EMBEDDING_PROVIDER).get_client()
     with db.session() as session:
         index = VectorIndex.load(session, client.model_id)
@@ -77,10 +81,69 @@ def main() -> None:
     print(f"\nTop 5 for {SEARCH_QUERY!r} ({client.model_id}):")
     for hit in hits:
         print(f"  {hit.score:.3f}  #{hit.company_id:<5} {hit.name}")
+    sandbox_demo(db, ids[:10])
     print(
         f"\nPrefect UI: {UI_URL}  (flow runs → generate-embeddings; artifacts show progress and the summary)\n"
         f"Run it again: the second run embeds nothing (every text is unchanged).  API: {API_URL}\n"
         "Stop the server with `make server-stop`."
+    )
+
+
+def sandbox_demo(db: CompanyDatabase, ids: list[int]) -> None:
+    """enrich_companies and score_llm_adoption against the local provider sandbox (clearly sandbox output)."""
+    from blocks.enrichment import ParallelEnrichment
+    from blocks.llm import GroqLLM
+    from blocks.loading import clear_block_cache
+    from core.schema import Company, CompanyScore
+    from deployments.provision_limits import provision_limits
+    from flows.enrich_companies import enrich_companies
+    from flows.score_llm_adoption import score_llm_adoption
+    from sandbox.server import SandboxServer
+
+    print("6/6  enrichment and LLM scoring against the provider SANDBOX (not real providers) …", flush=True)
+    config = {"parallel": {"job_duration_s": 0.5, "max_concurrency": 20}, "groq": {"requests_per_minute": 600}}
+    with SandboxServer(port=0, config=config) as sandbox:
+        ParallelEnrichment(api_key=SecretStr("sandbox-key"), base_url=sandbox.url, concurrency_tag="parallel-sandbox").save(
+            "sandbox", overwrite=True
+        )
+        GroqLLM(
+            api_key=SecretStr("sandbox-key"),
+            base_url=f"{sandbox.url}/openai/v1",
+            requests_per_minute=600,
+            concurrency_tag="groq-sandbox",
+        ).save("sandbox", overwrite=True)
+        provision_limits({"parallel-sandbox": 4, "groq-sandbox": 3}, window_requests={"groq-sandbox": 600})
+        clear_block_cache()
+        enriched = enrich_companies(company_ids=ids, provider="parallel-enrichment/sandbox", created_by="make demo")
+        scored = score_llm_adoption(company_ids=ids[:3], provider="groq-llm/sandbox", created_by="make demo")
+        stats = sandbox.stats(log=False)["providers"]
+    print(f"  enrich_companies: {_line(enriched)}")
+    print(f"  score_llm_adoption: {_line(scored)}")
+    print(
+        f"  sandbox saw {stats['parallel']['accepted']} Parallel and {stats['groq']['accepted']} GROQ requests, "
+        f"{stats['parallel']['rate_limited'] + stats['groq']['rate_limited']} answered 429"
+    )
+    with db.session() as session:
+        company = session.get(Company, ids[0])
+        assert company is not None
+        print(f"  #{company.id} {company.name} [SANDBOX OUTPUT]")
+        print(f"     activity:  {(company.activity_description or '')[:110]}")
+        print(f"     ownership: {company.ownership_type}   enrichment: {company.enrichment_status.value}")
+        rows = session.scalars(
+            select(CompanyScore).where(CompanyScore.company_id == ids[0], CompanyScore.provider == "groq")
+        ).all()
+        for row in sorted(rows, key=lambda r: r.criterion):
+            print(f"     {row.criterion:32s} {row.level or '':10s} {row.score:>3d}   ({row.model}) [SANDBOX]")
+
+
+def _line(summary: object) -> str:
+    from flows.engine import BulkActionSummary
+
+    if not isinstance(summary, BulkActionSummary):
+        return str(summary)
+    return (
+        f"bulk action {summary.bulk_action_id} {summary.status}: {summary.succeeded} succeeded, "
+        f"{summary.failed} failed, {summary.provider_calls} provider calls, {summary.seconds:.1f} s"
     )
 
 

@@ -4,7 +4,8 @@ Limits live on the server, not in code, so operators change them without a deplo
 Each provider tag gets a concurrency limit named ``tag:<tag>`` (the name Prefect's task engine uses for tags);
 providers with a requests-per-minute budget also get ``window:<tag>``, the permits the LLM pacer holds for 60 s
 after each call so no sliding minute ever sees more requests than the provider allows (``providers/pacing.py``),
-and ``rate:<tag>`` (slot decay) for coarse pacing.  Running this twice changes nothing; changing a number updates the limit.
+and ``rate:<tag>`` (slot decay) for coarse pacing.  Running this twice changes nothing; changing a number
+updates the limit.
 
     python -m deployments.provision_limits                 # the defaults below
     python -m deployments.provision_limits --set groq=2 --rate groq=30
