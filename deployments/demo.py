@@ -103,9 +103,9 @@ def sandbox_demo(db: CompanyDatabase, ids: list[int]) -> None:
     print("6/6  enrichment and LLM scoring against the provider SANDBOX (not real providers) …", flush=True)
     config = {"parallel": {"job_duration_s": 0.5, "max_concurrency": 20}, "groq": {"requests_per_minute": 600}}
     with SandboxServer(port=0, config=config) as sandbox:
-        ParallelEnrichment(api_key=SecretStr("sandbox-key"), base_url=sandbox.url, concurrency_tag="parallel-sandbox").save(
-            "sandbox", overwrite=True
-        )
+        ParallelEnrichment(
+            api_key=SecretStr("sandbox-key"), base_url=sandbox.url, concurrency_tag="parallel-sandbox"
+        ).save("sandbox", overwrite=True)
         GroqLLM(
             api_key=SecretStr("sandbox-key"),
             base_url=f"{sandbox.url}/openai/v1",
