@@ -29,7 +29,7 @@ DEFAULT_STORAGE = "local-file-system/bulkai-storage"
 #: both slugs must be imported for ``lookup_type`` to find them
 SUPPORTED: tuple[type[WritableFileSystem], ...] = (LocalFileSystem, RemoteFileSystem)
 
-_fallback: dict[str, LocalFileSystem] = {}
+_fallback: dict[str, LocalFileSystem] = {}  # reference -> the local default standing in for it
 _fallback_lock = threading.Lock()
 
 
@@ -40,6 +40,10 @@ def default_storage_path() -> Path:
 
 def load_storage(reference: str) -> WritableFileSystem:
     """The filesystem block behind ``reference`` (cached for the process, like every block)."""
+    with _fallback_lock:
+        fallback = _fallback.get(reference)
+    if fallback is not None:
+        return fallback
     slug, _, name = reference.partition("/")
     try:
         cls = lookup_type(Block, slug) if name else None
@@ -55,9 +59,9 @@ def load_storage(reference: str) -> WritableFileSystem:
     except ConfigurationError:
         if reference != DEFAULT_STORAGE:
             raise
-    base = str(default_storage_path())
+    # decided once per process, like every block load, so the missing document is not asked for again
     with _fallback_lock:
-        return _fallback.setdefault(base, LocalFileSystem(basepath=base))
+        return _fallback.setdefault(reference, LocalFileSystem(basepath=str(default_storage_path())))
 
 
 def write_json(reference: str, path: str, obj: Any) -> str:

@@ -20,7 +20,8 @@ Drawn here so that every layer agrees on what may be retried::
         │   └── MalformedResponseError  a 2xx body that is not the JSON it should be (truncated, garbled)
         └── PermanentProviderError      trying again gives the same answer: 4xx, output that does not parse
             ├── ProviderRequestError
-            └── InvalidProviderOutputError
+            ├── InvalidProviderOutputError
+            └── TaskRunFailedError      an asynchronous provider job (a Parallel task run) ended failed
 
 Retries have one owner per layer: provider clients retry ``RetryableProviderError`` (tenacity); the batch task
 isolates companies and turns what still fails into dead jobs; Prefect's task retries only cover our own
@@ -134,6 +135,15 @@ class ProviderRequestError(PermanentProviderError):
 
 class InvalidProviderOutputError(PermanentProviderError):
     pass
+
+
+class TaskRunFailedError(PermanentProviderError):
+    """The provider ran the job and it failed: not billed, and trying again fails the same way."""
+
+    def __init__(self, message: str, *, run_id: str, ref_id: str | None = None, provider: str = "") -> None:
+        self.run_id = run_id
+        self.ref_id = ref_id
+        super().__init__(message, provider=provider, status_code=424)
 
 
 def _preview(ids: list[int], limit: int = 20) -> str:

@@ -17,9 +17,15 @@ from prefect.blocks.core import Block
 
 from blocks.database import CompanyDatabase
 from blocks.embeddings import EMBEDDING_BLOCK_TYPES, LocalMiniLMEmbeddings
+from blocks.enrichment import ENRICHMENT_BLOCK_TYPES
 from blocks.llm import LLM_BLOCK_TYPES, LocalRulesLLM
 
-BLOCK_TYPES: tuple[type[Block], ...] = (CompanyDatabase, *EMBEDDING_BLOCK_TYPES, *LLM_BLOCK_TYPES)
+BLOCK_TYPES: tuple[type[Block], ...] = (
+    CompanyDatabase,
+    *EMBEDDING_BLOCK_TYPES,
+    *LLM_BLOCK_TYPES,
+    *ENRICHMENT_BLOCK_TYPES,
+)
 
 
 def register_blocks(*, overwrite: bool = False, database_url: str | None = None) -> list[str]:

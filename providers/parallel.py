@@ -36,11 +36,11 @@ import httpx
 
 from core.errors import (
     InvalidProviderOutputError,
-    PermanentProviderError,
     ProviderError,
     ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
+    TaskRunFailedError,
 )
 from providers.http import RetryPolicy, send_json
 
@@ -50,18 +50,6 @@ METADATA_VALUE_CHARS = 512
 #: the result endpoint's "still running after ``timeout``" and "the run failed" answers
 STILL_RUNNING = 408
 RUN_FAILED = 424
-
-
-class TaskRunFailedError(PermanentProviderError):
-    """The provider ran the task and it failed: not billed, and trying again fails the same way.
-
-    Kept next to the client that raises it; a candidate for ``core.errors`` under ``PermanentProviderError``.
-    """
-
-    def __init__(self, message: str, *, run_id: str, ref_id: str | None = None) -> None:
-        self.run_id = run_id
-        self.ref_id = ref_id
-        super().__init__(message, provider=PROVIDER, status_code=RUN_FAILED)
 
 
 @dataclass(frozen=True)
@@ -191,6 +179,10 @@ class ParallelClient:
         with self._slot_lock:
             return len(self._slot_holders)
 
+    def abandon(self, run_id: str) -> None:
+        """Give back the run slot of a run nobody will wait for (idempotent; ``wait_result`` does it itself)."""
+        self._release_slot(run_id)
+
     # --- internals -------------------------------------------------------------------------------------
 
     def _result_slice(self, run_id: str, slice_s: int) -> dict[str, Any] | None:
@@ -241,8 +233,9 @@ class ParallelClient:
                 f"run {run_id} failed: {str(error['message'])[:300]}",
                 run_id=run_id,
                 ref_id=str(ref) if ref else None,
+                provider=PROVIDER,
             )
-        return TaskRunFailedError(f"run {run_id} failed: {fallback[:300]}", run_id=run_id)
+        return TaskRunFailedError(f"run {run_id} failed: {fallback[:300]}", run_id=run_id, provider=PROVIDER)
 
     @contextmanager
     def _scrubbed(self) -> Iterator[None]:

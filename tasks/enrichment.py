@@ -1,9 +1,12 @@
 """The ``enrich_companies`` batch handler: one Parallel task run per company, five companies per batch.
 
-A batch starts its five runs first (concurrently), then waits for all of them, so the five run side by side at
-the provider while the batch holds a single Prefect slot.  Hence the sizing rule (see ``blocks.enrichment``):
-``tag:<concurrency_tag>`` counts *batches*, each batch has up to 5 runs active, so the limit must be at most
-``floor(active-run cap / 5)``.
+The five companies of a batch go side by side, one thread each: create the run, then wait for it.  So the
+five runs are all created at once and are active together at the provider while the batch holds a single
+Prefect slot.  Hence the sizing rule (see ``blocks.enrichment``): ``tag:<concurrency_tag>`` counts *batches*,
+each batch has up to 5 runs active, so the limit must be at most ``floor(active-run cap / 5)``.  Each thread
+waits for its own run rather than for all creations first: a creation held back (429, or a
+``max_active_runs`` slot) then delays nobody else, and a run slot is only ever held by a run being waited
+on, so batches can never deadlock on slots.
 
 Per company, in order: the raw result goes to ``companies/{id}/parallel-scrape.json`` (kept even when its content
 turns out invalid, for review), the merged profile to ``companies/{id}/profile.json``, then the company row gets
@@ -20,6 +23,7 @@ creating a new one.  A new bulk action always does fresh research.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -36,6 +40,7 @@ from core.schema import Company, EnrichmentStatus, OutcomeStatus, utcnow
 from core.store import CompanyResult, load_companies
 from providers.parallel import (
     ENRICHMENT_OUTPUT_SCHEMA,
+    CompanyEnrichment,
     ParallelClient,
     TaskRunResult,
     enrichment_input,
@@ -48,6 +53,8 @@ RAW_RESULT = "companies/{id}/parallel-scrape.json"
 PROFILE = "companies/{id}/profile.json"
 OWNERSHIP_COLUMN_CHARS = 100
 NOT_FOUND = 404
+
+logger = logging.getLogger(__name__)  # for worker threads, which have no Prefect run context
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,7 @@ def enrich_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyR
     work = [_Work(found[cid]) for cid in company_ids if cid in found]
     if work:
         with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="parallel-run") as pool:
-            list(pool.map(job.start, work))  # all runs of the batch are created before any wait
-            list(pool.map(job.finish, work))
+            list(pool.map(job.run, work))
         ctx.count_call(sum(w.runs_created for w in work))
         _update_companies(ctx, work)
     results = gone + [w.result for w in work if w.result is not None]
@@ -124,6 +130,14 @@ class _Job:
         self.bulk_action_id = ctx.bulk_action_id
         self.client = client
         self.storage = storage
+
+    def run(self, work: _Work) -> None:
+        try:
+            self.start(work)
+            self.finish(work)
+        finally:
+            if work.run_id is not None:
+                self.client.abandon(work.run_id)  # no-op after a wait; frees a run slot if the wait never came
 
     def start(self, work: _Work) -> None:
         """Create the company's run, or pick up the one this bulk action already paid for."""
@@ -161,45 +175,60 @@ class _Job:
         )
         work.runs_created += 1
         journal = {"bulk_action_id": self.bulk_action_id, "run_id": work.run_id, "created_at": utcnow().isoformat()}
-        write_json(self.storage, RUN_JOURNAL.format(id=company.id), journal)
+        try:
+            write_json(self.storage, RUN_JOURNAL.format(id=company.id), journal)
+        except Exception:  # noqa: BLE001 - the journal only saves money on reruns; the paid run must be awaited
+            logger.warning("could not journal run %s of company %d", work.run_id, company.id, exc_info=True)
 
     def _store(self, work: _Work, result: TaskRunResult) -> None:
         company = work.company
         raw_path = RAW_RESULT.format(id=company.id)
         write_json(self.storage, raw_path, result.raw)  # first: kept for review even if the content is invalid
         enrichment = parse_enrichment(result.content)
-        enriched_at = utcnow()
-        activity = enrichment.activity_description.strip() or company.activity_description
-        label = enrichment.ownership_type.strip()
-        ownership = label[:OWNERSHIP_COLUMN_CHARS] if label not in ("", "unknown") else company.ownership_type
-        found = enrichment.to_json()
-        profile = {
-            "id": company.id,
-            "name": company.name,
-            "website": company.website,
-            "industry": company.industry,
-            "nace_code": company.nace_code,
-            "country": company.country,
-            **found,
-            "activity_description": activity,
-            "ownership": {**found["ownership"], "type": ownership},
-            "source": {
-                "provider": self.client.provider,
-                "processor": self.client.processor,
-                "run_id": result.run_id,
-                "bulk_action_id": self.bulk_action_id,
-                "raw": raw_path,
-            },
-            "enriched_at": enriched_at.isoformat(),
+        source = {
+            "provider": self.client.provider,
+            "processor": self.client.processor,
+            "run_id": result.run_id,
+            "bulk_action_id": self.bulk_action_id,
+            "raw": raw_path,
         }
+        profile, work.columns = _merge(company, enrichment, source)
         write_json(self.storage, PROFILE.format(id=company.id), profile)
-        work.columns = {
-            "activity_description": activity,
-            "ownership_type": ownership,
-            "enrichment_status": EnrichmentStatus.ENRICHED,
-            "enriched_at": enriched_at,
-        }
         work.result = CompanyResult(company.id, OutcomeStatus.SUCCEEDED, detail=f"run {result.run_id}")
+
+
+def _merge(
+    company: _Company, enrichment: CompanyEnrichment, source: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The merged profile and the company's new columns.
+
+    What the run could not tell (an empty activity, ownership "unknown") keeps the value the database had.
+    """
+    enriched_at = utcnow()
+    activity = enrichment.activity_description.strip() or company.activity_description
+    label = enrichment.ownership_type.strip()
+    ownership = label[:OWNERSHIP_COLUMN_CHARS] if label not in ("", "unknown") else company.ownership_type
+    found = enrichment.to_json()
+    profile = {
+        "id": company.id,
+        "name": company.name,
+        "website": company.website,
+        "industry": company.industry,
+        "nace_code": company.nace_code,
+        "country": company.country,
+        **found,
+        "activity_description": activity,
+        "ownership": {**found["ownership"], "type": ownership},
+        "source": source,
+        "enriched_at": enriched_at.isoformat(),
+    }
+    columns = {
+        "activity_description": activity,
+        "ownership_type": ownership,
+        "enrichment_status": EnrichmentStatus.ENRICHED,
+        "enriched_at": enriched_at,
+    }
+    return profile, columns
 
 
 def _failed(company_id: int, error: Exception) -> CompanyResult:

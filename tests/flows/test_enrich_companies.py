@@ -13,17 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect import flow
 from prefect.filesystems import LocalFileSystem
 from sqlalchemy import select, update
 
 from blocks.database import CompanyDatabase
 from blocks.enrichment import ParallelEnrichment
 from blocks.loading import clear_block_cache, load_database
+from blocks.storage import DEFAULT_STORAGE, load_storage, read_json, write_json
+from core.errors import ConfigurationError
 from core.schema import BulkActionOutcome, Company, EnrichmentStatus, OutcomeStatus
+from core.store import CompanyResult
 from deployments.provision_limits import provision_limits
 from flows.engine import BulkActionSummary
 from flows.enrich_companies import enrich_companies
 from sandbox.server import SandboxServer
+from tasks.batch import BatchContext
+from tasks.enrichment import enrich_batch
 from tests.helpers import dead_jobs, seed
 
 API_KEY = "par-flow-secret-0123456789"
@@ -165,3 +171,37 @@ def test_a_poison_company_fails_permanently_and_its_batch_mates_succeed(
     with db.session() as session:
         outcome = session.get(BulkActionOutcome, (summary.bulk_action_id, poison))
         assert outcome is not None and outcome.status is OutcomeStatus.FAILED
+
+
+@flow
+def run_handler(provider: str, bulk_action_id: int, company_ids: list[int]) -> tuple[list[CompanyResult], int]:
+    """The batch handler alone, as ``process_batch`` calls it (a retried batch calls it again)."""
+    ctx = BatchContext("enrich_companies", bulk_action_id, load_database("default"), provider, {})
+    return enrich_batch(ctx, company_ids), ctx.provider_calls
+
+
+def test_a_retried_batch_waits_on_the_runs_it_already_paid_for(sandbox: SandboxServer, provider: str) -> None:
+    ids = seed(load_database("default"), 5, seed_value=3201)
+
+    first, first_calls = run_handler(provider, 9001, ids)
+    again, again_calls = run_handler(provider, 9001, ids)  # same bulk action: the journaled runs are reused
+    other, other_calls = run_handler(provider, 9002, ids)  # a new bulk action researches afresh
+
+    assert [r.status for r in first + again + other] == [OutcomeStatus.SUCCEEDED] * 15
+    assert [r.detail for r in again] == [r.detail for r in first]  # "run <id>": the very same runs
+    assert (first_calls, again_calls, other_calls) == (5, 0, 5) and runs_created(sandbox) == 10
+
+    sandbox.reset()  # the provider forgets the runs: a journaled run now answers 404
+    gone, gone_calls = run_handler(provider, 9002, ids)
+    assert [r.status for r in gone] == [OutcomeStatus.SUCCEEDED] * 5 and gone_calls == 5
+
+
+def test_storage_round_trips_json_and_falls_back_to_the_local_default(session_dir: Path) -> None:
+    assert read_json(DEFAULT_STORAGE, "companies/0/nothing.json") is None
+    where = write_json(DEFAULT_STORAGE, "companies/0/probe.json", {"naïve": "café", "n": 1})
+    assert Path(where) == session_dir / "home" / "storage" / "companies" / "0" / "probe.json"
+    assert read_json(DEFAULT_STORAGE, "companies/0/probe.json") == {"naïve": "café", "n": 1}
+    with pytest.raises(ConfigurationError, match="no local-file-system block named"):
+        load_storage("local-file-system/never-saved")
+    with pytest.raises(ConfigurationError, match="filesystem block"):
+        load_storage("company-database/default")
