@@ -33,8 +33,8 @@ from typing import Any
 
 BATCH_SIZE = 5
 CAP = 20  # sandbox active-run cap
-JOB_S = 1.0  # sandbox run duration
-COMPANIES = 200
+JOB_S = 5.0  # sandbox run duration: under the fastest real processor (lite, 10-60 s), long enough to measure overhead
+COMPANIES = 160
 HEADROOM_BATCHES = 2  # extra batches in flight in the pipelined configuration
 
 
