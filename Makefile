@@ -24,8 +24,12 @@ export BULKAI_HOME ?= $(CURDIR)/.data
 export PREFECT_HOME ?= $(CURDIR)/.data/prefect
 export PREFECT_RESULTS_LOCAL_STORAGE_PATH ?= $(CURDIR)/.data/results
 export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+# Where workers find the code (prefect.yaml's pull step).
+export BULKAI_REPO ?= $(CURDIR)
+WORK_POOL := bulkai-process
+PREFECT := $(VENV)/bin/prefect
 
-.PHONY: help setup demo test lint typecheck pytest bench server server-stop blocks limits sandbox clean
+.PHONY: help setup demo test lint typecheck pytest bench server server-stop blocks limits sandbox deploy worker serve clean
 
 help:
 	@sed -n '1,5p' Makefile
@@ -69,6 +73,19 @@ blocks: setup
 
 limits: setup
 	$(RUN) -m deployments.provision_limits
+
+# Deploy every deployment of prefect.yaml to the server at PREFECT_API_URL (work pool and limits first).
+deploy: setup blocks limits
+	$(PREFECT) work-pool inspect $(WORK_POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(WORK_POOL) --type process
+	$(PREFECT) --no-prompt deploy --all
+
+# A process worker on the pool; start as many as you like, on as many machines as share the server.
+worker: setup
+	$(PREFECT) worker start --pool $(WORK_POOL)
+
+# Every deployment served from this one process, schedules included, no work pool or worker needed.
+serve: setup
+	$(RUN) -m deployments.serve
 
 sandbox: setup
 	$(RUN) -m sandbox --host 127.0.0.1 --port 8765

@@ -36,23 +36,22 @@ def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def upsert(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    keys: Sequence[str],
-    update_cols: Sequence[str],
+    session: Session, table: Table, rows: list[dict[str, Any]], keys: Sequence[str], update_cols: Sequence[str]
 ) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike.
+
+    One statement executed with many parameter sets: it compiles once and stays in SQLAlchemy's statement cache,
+    where a multi-row VALUES clause would be compiled afresh for every batch.
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    for part in chunked(rows, 500):
-        stmt = module.insert(table).values(list(part))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update_cols}
-        )
-        session.execute(stmt)
+    stmt = module.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update_cols}
+    )
+    session.execute(stmt, rows)
 
 
 # --- companies ---------------------------------------------------------------------------------------------

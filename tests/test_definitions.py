@@ -1,0 +1,43 @@
+"""Every prefect.yaml entrypoint imports as a Prefect flow, and every deployment's parameters validate."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import Flow
+from prefect.utilities.callables import parameter_schema
+
+from deployments.definitions import read_deployments
+
+SPECS = read_deployments()
+
+
+def test_prefect_yaml_defines_every_action_and_the_three_scheduled_flows() -> None:
+    names = {spec.name for spec in SPECS}
+    assert {"generate-embeddings", "enrich-companies", "score-llm-adoption", "bulk-action"} <= names
+    scheduled = {spec.name for spec in SPECS if spec.schedules}
+    assert scheduled == {"enrichment-cron", "dead-job-review", "cleanup"}
+    for spec in SPECS:
+        if spec.schedules:
+            assert spec.concurrency_limit is not None and spec.concurrency_limit.limit == 1, spec.name
+        assert spec.enforce_parameter_schema, spec.name
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_entrypoint_is_a_flow_whose_parameters_validate(spec: object) -> None:
+    from deployments.definitions import DeploymentSpec
+
+    assert isinstance(spec, DeploymentSpec)
+    flow = spec.load_flow()
+    assert isinstance(flow, Flow)
+    schema = parameter_schema(flow).model_dump_for_openapi()
+    assert schema["type"] == "object"
+    sample = {"action": "generate_embeddings"}  # values for required parameters a form would ask for
+    required = schema.get("required", [])
+    parameters = {**{name: sample[name] for name in required}, **spec.parameters}
+    flow.validate_parameters(parameters)
+    for name in required:
+        with pytest.raises(Exception, match=name):
+            flow.validate_parameters({k: v for k, v in parameters.items() if k != name})
+    if "company_ids" in schema["properties"]:
+        with pytest.raises(Exception, match="company_ids"):
+            flow.validate_parameters({**parameters, "company_ids": ["not-an-id"]})
