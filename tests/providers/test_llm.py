@@ -35,7 +35,7 @@ from tasks.scoring import judge
 from tests.core.test_rubric import Profile
 
 GROQ_KEY = "gsk-sandbox-secret-groq-0123456789"
-ANTHROPIC_KEY = "sk-ant-sandbox-secret-0123456789"
+ANTHROPIC_KEY = "anthropic-sandbox-secret-0123456789"
 FAST_RETRY = RetryPolicy(retries=2, initial_delay=0.02)
 PROMPT = build_prompt(Profile(), CRITERIA[2])
 
