@@ -8,6 +8,7 @@ owned by Alembic (``migrations/``); ``migrate()`` brings any database to head an
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,8 @@ def dispose_engines() -> None:
             engine.dispose()
         _engines.clear()
         _migrated.clear()
+        _factories.clear()
+        _sqlite_locks.clear()
 
 
 _sqlite_locks: dict[int, threading.Lock] = {}
@@ -93,10 +96,22 @@ def _sqlite_lock(engine: Engine) -> threading.Lock | None:
         return _sqlite_locks.setdefault(id(engine), threading.Lock())
 
 
+_factories: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = weakref.WeakKeyDictionary()
+
+
+def _session_factory(engine: Engine) -> sessionmaker[Session]:
+    """One session factory per engine (keyed weakly: an engine that goes away takes its factory along)."""
+    with _engines_lock:
+        factory = _factories.get(engine)
+        if factory is None:
+            factory = _factories[engine] = sessionmaker(engine, expire_on_commit=False)
+        return factory
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: commits on success, rolls back on error."""
-    factory = sessionmaker(engine, expire_on_commit=False)
+    factory = _session_factory(engine)
     lock = _sqlite_lock(engine)
     if lock is None:
         with factory.begin() as session:

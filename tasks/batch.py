@@ -24,6 +24,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database
@@ -43,9 +44,14 @@ class BatchContext:
     provider: str
     options: dict[str, Any]
     provider_calls: int = 0
+    pending_writes: list[Callable[[Session], None]] = field(default_factory=list)
 
     def count_call(self, n: int = 1) -> None:
         self.provider_calls += n
+
+    def write_with_outcomes(self, write: Callable[[Session], None]) -> None:
+        """Run ``write`` in the transaction that records the batch's outcomes: one commit per batch, not two."""
+        self.pending_writes.append(write)
 
 
 Handler = Callable[[BatchContext, Sequence[int]], list[CompanyResult]]
@@ -169,6 +175,8 @@ def process_batch(
     if missing:
         raise RuntimeError(f"handler for {action} returned no outcome for companies {sorted(missing)}")
     with ctx.database.session() as session:
+        for write in ctx.pending_writes:
+            write(session)
         record_results(session, bulk_action_id, action, results)
     errors: dict[str, int] = {}
     for r in results:

@@ -47,6 +47,5 @@ def embed_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyRe
         }
         for cid, vector in zip(todo, vectors, strict=True)
     ]
-    with ctx.database.session() as session:
-        upsert_embeddings(session, rows)
+    ctx.write_with_outcomes(lambda session: upsert_embeddings(session, rows))
     return results + [CompanyResult(cid, OutcomeStatus.SUCCEEDED, detail=client.model_id) for cid in todo]
