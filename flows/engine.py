@@ -303,11 +303,11 @@ def _run(
             next_batch += 1
         if in_flight == 0:
             break
+        slots.renew_if_due()  # leases outlive any gap between checks: renewed every minute, held for five
         try:
             future = done.get(timeout=request.cancel_check_seconds)
         except queue.Empty:
             watch.check()
-            slots.renew_if_due()
             continue
         in_flight -= 1
         finished += 1
