@@ -1,14 +1,13 @@
-"""Provision the providers' concurrency and rate limits on the Prefect server, idempotently.
+"""Provision the providers' concurrency and request-window limits on the Prefect server, idempotently.
 
 Limits live on the server, not in code, so operators change them without a deploy (Prefect UI → Concurrency).
 Each provider tag gets a concurrency limit named ``tag:<tag>`` (the name Prefect's task engine uses for tags);
 providers with a requests-per-minute budget also get ``window:<tag>``, the permits the LLM pacer holds for 60 s
-after each call so no sliding minute ever sees more requests than the provider allows (``providers/pacing.py``),
-and ``rate:<tag>`` (slot decay) for coarse pacing.  Running this twice changes nothing; changing a number
-updates the limit.
+after each call so no sliding minute ever sees more requests than the provider allows (``providers/pacing.py``).
+Running this twice changes nothing; changing a number updates the limit.
 
     python -m deployments.provision_limits                 # the defaults below
-    python -m deployments.provision_limits --set groq=2 --rate groq=30
+    python -m deployments.provision_limits --set groq=2 --window groq=30
 """
 
 from __future__ import annotations
@@ -28,31 +27,22 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "anthropic": 4,
     "llm-local": 4,
 }
-#: requests per minute, for providers that limit by rate rather than concurrency
-DEFAULT_RATE_PER_MINUTE: dict[str, int] = {"groq": 30, "parallel": 2000}
 #: requests in any sliding 60-s window: permits held for 60 s after each call (see providers/pacing.py)
 DEFAULT_WINDOW_REQUESTS: dict[str, int] = {"groq": 30, "anthropic": 50}
 
 
 def provision_limits(
     concurrency: Mapping[str, int] | None = None,
-    rate_per_minute: Mapping[str, int] | None = None,
     window_requests: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """Create or update every limit; returns name → limit as now set."""
     concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
-    rate_per_minute = {**DEFAULT_RATE_PER_MINUTE, **(rate_per_minute or {})}
     window_requests = {**DEFAULT_WINDOW_REQUESTS, **(window_requests or {})}
     applied: dict[str, int] = {}
     with get_client(sync_client=True) as client:
         for tag, limit in concurrency.items():
             client.upsert_global_concurrency_limit_by_name(f"tag:{tag}", limit)
             applied[f"tag:{tag}"] = limit
-        for tag, per_minute in rate_per_minute.items():
-            client.upsert_global_concurrency_limit_by_name(
-                f"rate:{tag}", per_minute, slot_decay_per_second=per_minute / 60.0
-            )
-            applied[f"rate:{tag}"] = per_minute
         for tag, requests in window_requests.items():
             client.upsert_global_concurrency_limit_by_name(f"window:{tag}", requests)
             applied[f"window:{tag}"] = requests
@@ -72,10 +62,9 @@ def _pairs(values: list[str]) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", action="append", default=[], metavar="TAG=N", help="concurrency limit")
-    parser.add_argument("--rate", action="append", default=[], metavar="TAG=N", help="requests per minute")
     parser.add_argument("--window", action="append", default=[], metavar="TAG=N", help="requests per 60 s window")
     args = parser.parse_args(argv)
-    for name, limit in provision_limits(_pairs(args.set), _pairs(args.rate), _pairs(args.window)).items():
+    for name, limit in provision_limits(_pairs(args.set), _pairs(args.window)).items():
         print(f"{name:28s} {limit}")
 
 
