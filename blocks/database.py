@@ -47,7 +47,14 @@ class CompanyDatabase(Block):
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A read-write transaction (commits on success)."""
         with session_scope(self.get_engine()) as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it never queues behind the writers."""
+        with session_scope(self.get_engine(), readonly=True) as session:
             yield session
 
     @property

@@ -109,10 +109,15 @@ def _session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A transaction: commits on success, rolls back on error."""
+def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back on error.
+
+    ``readonly`` sessions skip SQLite's in-process writer lock: in WAL mode readers never block the writer nor
+    wait for it, so a batch that only reads (its companies, their current hashes) does not queue behind the
+    batches that are committing.
+    """
     factory = _session_factory(engine)
-    lock = _sqlite_lock(engine)
+    lock = None if readonly else _sqlite_lock(engine)
     if lock is None:
         with factory.begin() as session:
             yield session

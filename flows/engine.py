@@ -2,12 +2,15 @@
 
 It validates the request, creates the bulk action record once (a retried flow run, or a rerun given
 ``bulk_action_id``, reuses it), splits the companies into batches of the action's size and maps one
-``process_batch`` task per batch, tagged with the provider's concurrency tag.  It keeps no more batches of a
-provider in flight than that provider's limit, read from Prefect, so the server's slots are never contended
-(Prefect hands contended slots out slowly); a missing limit stops the run instead of silently running unlimited.
+``process_batch`` task per batch, named after its provider.  It keeps no more batches of a provider in flight
+than that provider's limit, whose ``tag:<provider>`` slots it holds itself for the whole action (see
+``flows.provider_slots``); a missing limit stops the run instead of silently running unlimited.  Task runs carry
+no tags on purpose: Prefect 3.9.1's task engine asks the server for ``tag:`` slots for every tag of every task
+run, limit or not, and that round trip (0.5 s a task under load, measured) was most of a batch's cost.
 
-Progress goes to the database every ``progress_every`` batches and at the end, and to a live progress artifact;
-a summary table artifact closes the run.  Status goes pending → running → completed, or failed when the share
+Progress goes to the database every ``progress_every`` batches and at the end, and to a live progress artifact,
+both from a monitor thread (``flows.progress``) so the loop never waits on them; a summary table artifact closes
+the run.  Status goes pending → running → completed, or failed when the share
 of failed companies passes ``failure_threshold``, or cancelled when the flow run is cancelled.
 """
 
@@ -22,7 +25,8 @@ from typing import Any
 from uuid import UUID
 
 from prefect import Flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect._internal.result_records import ResultRecord  # what a finished state carries in memory
+from prefect.artifacts import create_progress_artifact, create_table_artifact
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -54,6 +58,7 @@ from core.store import (
     write_progress,
 )
 from core.validation import validate_request
+from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, release_slots_of_dead_run
 from tasks.batch import BatchReport, failure, process_batch
 
@@ -205,25 +210,6 @@ def _crash_unfinished_tasks(client: SyncPrefectClient, dead_flow_run_id: UUID, m
         client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
 
 
-class _CancellationWatch:
-    """Asks the API, at most every ``interval`` seconds, whether this flow run is being cancelled."""
-
-    def __init__(self, flow_run_id: str, interval: float) -> None:
-        self._flow_run_id = flow_run_id
-        self._interval = interval
-        self._next = time.monotonic() + interval
-        self.requested = False
-
-    def check(self) -> bool:
-        if self.requested or time.monotonic() < self._next:
-            return self.requested
-        self._next = time.monotonic() + self._interval
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(self._flow_run_id).state  # type: ignore[arg-type]
-        self.requested = state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
-        return self.requested
-
-
 def _artifact_key(action: str, bulk_action_id: int, what: str) -> str:
     return f"{action.replace('_', '-')}-{bulk_action_id}-{what}"
 
@@ -260,80 +246,42 @@ def _run(
     with db.session() as session:
         set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
     batches = [tuple(company_ids[i : i + spec.batch_size]) for i in range(0, len(company_ids), spec.batch_size)]
-    watch = _CancellationWatch(flow_run_id, request.cancel_check_seconds)
-    window = slots.acquire(len(batches), should_stop=watch.check)
-    logger.info(
-        "bulk action %d: %s over %d companies in %d batches of %d; provider %s (%d of %d %r slots held)",
-        bulk_action_id,
-        request.action,
-        len(company_ids),
-        len(batches),
-        spec.batch_size,
-        request.provider,
-        window,
-        slots.limit,
-        tag,
-    )
     progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call returns the UUID
         0.0,
         key=_artifact_key(request.action, bulk_action_id, "progress"),
         description=f"Bulk action {bulk_action_id}: {request.action} over {len(company_ids)} companies",
     )
-    # The tag labels the task runs in the UI; the slots themselves are held by the engine (see provider_slots).
-    submit = process_batch.with_options(tags=[f"provider/{tag}"])
-    done: queue.Queue[PrefectFuture[BatchReport]] = queue.Queue()
-    next_batch = in_flight = finished = from_checkpoint = provider_calls = 0
-    errors: Counter[str] = Counter()
-    batch_of: dict[UUID, tuple[int, ...]] = {}
-
-    while next_batch < len(batches) or in_flight:
-        while in_flight < window and next_batch < len(batches) and not watch.requested:
-            future = submit.submit(
-                request.action,
-                bulk_action_id,
-                next_batch,
-                batches[next_batch],
-                request.database,
-                request.provider,
-                request.options,
-            )
-            future.add_done_callback(done.put)
-            batch_of[future.task_run_id] = batches[next_batch]
-            in_flight += 1
-            next_batch += 1
-        if in_flight == 0:
-            break
-        slots.renew_if_due()  # leases outlive any gap between checks: renewed every minute, held for five
-        try:
-            future = done.get(timeout=request.cancel_check_seconds)
-        except queue.Empty:
-            watch.check()
-            continue
-        in_flight -= 1
-        finished += 1
-        future.wait()
-        state = future.state
-        if state.is_completed():
-            report: BatchReport = state.result()
-            cached = state.name == "Cached"
-            from_checkpoint += cached
-            provider_calls += 0 if cached else report.provider_calls
-            errors.update(report.errors)
-        else:
-            logger.error("batch %s ended %s: %s", future.task_run_id, state.type.value, state.message)
-            errors.update(
-                _record_crashed_batch(db, request.action, bulk_action_id, state, batch_of[future.task_run_id])
-            )
-        del batch_of[future.task_run_id]
-        slots.shrink_to(max(in_flight, len(batches) - next_batch))
-        window = max(len(slots), 1)
-        if finished % request.progress_every == 0:
-            with db.session() as session:
-                write_progress(session, bulk_action_id)
-            update_progress_artifact(progress_id, 100.0 * finished / len(batches))
-            watch.check()
-
-    cancelled = watch.requested
+    monitor = ProgressMonitor(
+        db=db,
+        bulk_action_id=bulk_action_id,
+        flow_run_id=flow_run_id,
+        artifact_id=progress_id,
+        total_batches=len(batches),
+        logger=logger,
+        cancel_check_seconds=request.cancel_check_seconds,
+    )
+    with monitor:
+        window = slots.acquire(len(batches), should_stop=monitor.check_cancelled)
+        logger.info(
+            "bulk action %d: %s over %d companies in %d batches of %d; provider %s (%d of %d %r slots held)",
+            bulk_action_id,
+            request.action,
+            len(company_ids),
+            len(batches),
+            spec.batch_size,
+            request.provider,
+            window,
+            slots.limit,
+            tag,
+        )
+        tally = _map_batches(request, bulk_action_id, batches, db, slots, monitor, window)
+    cancelled = monitor.cancel_requested
+    finished, from_checkpoint, provider_calls, errors = (
+        tally.finished,
+        tally.from_checkpoint,
+        tally.provider_calls,
+        tally.errors,
+    )
     with db.session() as session:
         counts = write_progress(session, bulk_action_id)
         summary_errors = error_summary(session, bulk_action_id)
@@ -348,7 +296,6 @@ def _run(
         else:
             status, reason = BulkActionStatus.COMPLETED, None
         set_status(session, bulk_action_id, status, reason=reason, error_summary=summary_errors)
-    update_progress_artifact(progress_id, 100.0 * finished / max(len(batches), 1))
     summary = BulkActionSummary(
         bulk_action_id=bulk_action_id,
         action=request.action,
@@ -384,6 +331,95 @@ def _run(
     if status is BulkActionStatus.FAILED:
         raise BulkActionFailedError(f"bulk action {bulk_action_id} failed: {reason}")
     return summary
+
+
+@dataclass
+class _Tally:
+    """What the loop learned from the batches' reports."""
+
+    finished: int = 0
+    from_checkpoint: int = 0
+    provider_calls: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def _map_batches(
+    request: BulkActionRequest,
+    bulk_action_id: int,
+    batches: list[tuple[int, ...]],
+    db: CompanyDatabase,
+    slots: ProviderSlots,
+    monitor: ProgressMonitor,
+    window: int,
+) -> _Tally:
+    """Keep ``window`` batches in flight until all are done or the run is cancelled.
+
+    The loop only submits, collects reports and renews or gives back slots: progress, artifacts and the
+    cancellation check happen on the monitor's thread, so a finished batch is replaced at once.
+    """
+    logger = get_run_logger()
+    done: queue.Queue[PrefectFuture[BatchReport]] = queue.Queue()
+    tally = _Tally()
+    next_batch = in_flight = 0
+    batch_of: dict[UUID, tuple[int, ...]] = {}
+    while next_batch < len(batches) or in_flight:
+        while in_flight < window and next_batch < len(batches) and not monitor.cancel_requested:
+            future = process_batch.submit(
+                request.action,
+                bulk_action_id,
+                next_batch,
+                batches[next_batch],
+                request.database,
+                request.provider,
+                request.options,
+            )
+            future.add_done_callback(done.put)
+            batch_of[future.task_run_id] = batches[next_batch]
+            in_flight += 1
+            next_batch += 1
+        if in_flight == 0:
+            break
+        slots.renew_if_due()  # leases outlive any gap between checks: renewed every minute, held for five
+        try:
+            future = done.get(timeout=request.cancel_check_seconds)
+        except queue.Empty:
+            continue
+        in_flight -= 1
+        tally.finished += 1
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            report = _report_of(state)
+            cached = state.name == "Cached"
+            tally.from_checkpoint += cached
+            tally.provider_calls += 0 if cached else report.provider_calls
+            tally.errors.update(report.errors)
+        else:
+            logger.error("batch %s ended %s: %s", future.task_run_id, state.type.value, state.message)
+            tally.errors.update(
+                _record_crashed_batch(db, request.action, bulk_action_id, state, batch_of[future.task_run_id])
+            )
+        del batch_of[future.task_run_id]
+        slots.shrink_to(max(in_flight, len(batches) - next_batch))
+        window = max(len(slots), 1)
+        if tally.finished % request.progress_every == 0:
+            monitor.report(tally.finished)
+    monitor.report(tally.finished)
+    return tally
+
+
+def _report_of(state: State[Any]) -> BatchReport:
+    """The batch's report, read from the state's in-memory result record when it has one.
+
+    ``State.result()`` always hops to Prefect's run-sync event loop thread and back; under a busy GIL that hop
+    costs milliseconds per batch on the engine's loop, and a completed or cached task run in this process
+    already carries its result record.
+    """
+    data = state.data
+    report = data.result if isinstance(data, ResultRecord) else state.result()
+    if not isinstance(report, BatchReport):
+        raise TypeError(f"a process-batch task returned {type(report).__name__}, not a BatchReport")
+    return report
 
 
 def _record_crashed_batch(

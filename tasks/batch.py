@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database
+from core import group_commit
 from core.schema import OutcomeStatus
 from core.store import CompanyResult, record_results
 
@@ -50,7 +51,7 @@ class BatchContext:
         self.provider_calls += n
 
     def write_with_outcomes(self, write: Callable[[Session], None]) -> None:
-        """Run ``write`` in the transaction that records the batch's outcomes: one commit per batch, not two."""
+        """Run ``write`` in the transaction that records the batch's outcomes (see ``core.group_commit``)."""
         self.pending_writes.append(write)
 
 
@@ -146,7 +147,7 @@ def _retry_on_infrastructure_error(task: Task[..., Any], task_run: TaskRun, stat
 
 @task(
     name="process-batch",
-    task_run_name="{action}-batch-{batch_index}",
+    task_run_name="{action}-batch-{batch_index} ({provider})",
     cache_policy=INPUTS + TASK_SOURCE,
     persist_result=True,
     retries=3,
@@ -174,10 +175,10 @@ def process_batch(
     missing = set(company_ids) - {r.company_id for r in results}
     if missing:
         raise RuntimeError(f"handler for {action} returned no outcome for companies {sorted(missing)}")
-    with ctx.database.session() as session:
-        for write in ctx.pending_writes:
-            write(session)
-        record_results(session, bulk_action_id, action, results)
+    group_commit.commit(
+        ctx.database.get_engine(),
+        [*ctx.pending_writes, lambda session: record_results(session, bulk_action_id, action, results)],
+    )
     errors: dict[str, int] = {}
     for r in results:
         if r.status is OutcomeStatus.FAILED:

@@ -20,7 +20,7 @@ from tasks.batch import BatchContext, register_handler
 @register_handler("generate_embeddings")
 def embed_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyResult]:
     client = load_embedding_block(ctx.provider).get_client()
-    with ctx.database.session() as session:
+    with ctx.database.read_session() as session:
         texts = {c.id: embedding_text(c) for c in load_companies(session, company_ids)}
         current = embedding_hashes(session, company_ids, client.model_id)
     hashes = {cid: text_sha256(text) for cid, text in texts.items()}

@@ -102,7 +102,7 @@ def enrich_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyR
         raise ConfigurationError(f"provider {ctx.provider!r} is not a parallel-enrichment block")
     load_storage(block.storage_block)  # a storage misconfiguration stops the batch before any run is paid for
     job = _Job(ctx, block.get_client(), block.storage_block)
-    with ctx.database.session() as session:
+    with ctx.database.read_session() as session:
         found = {c.id: _Company.of(c) for c in load_companies(session, company_ids)}
     gone = [
         CompanyResult(cid, OutcomeStatus.FAILED, "company no longer exists", 0, "CompanyNotFound", False)

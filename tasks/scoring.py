@@ -83,7 +83,7 @@ def score_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyRe
     logger = get_run_logger()
     client = load_llm_block(ctx.provider).get_client()
     rescore = bool(ctx.options.get("rescore", False))
-    with ctx.database.session() as session:
+    with ctx.database.read_session() as session:
         companies = load_companies(session, company_ids)
         current = current_input_hashes(session, company_ids, client.provider, client.model)
     found = {c.id for c in companies}

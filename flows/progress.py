@@ -1,0 +1,126 @@
+"""Progress and cancellation for a running bulk action, kept off the engine's loop.
+
+The engine's loop must hand the next batch to a free worker the moment one finishes: every API round trip or
+database write it makes in between leaves a worker idle (with tasks of a few milliseconds, a progress artifact
+update every five batches took a third of the loop's time).  So a ``ProgressMonitor`` thread does that work:
+the loop tells it how many batches have finished (a non-blocking call) and reads its ``cancel_requested`` flag;
+the thread writes the counts to the database, moves the progress artifact forward (at most every
+``artifact_interval`` seconds) and asks the API whether the flow run is being cancelled (every
+``cancel_check_seconds``).  Requests that arrive while it is busy are coalesced: it always writes the newest.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from uuid import UUID
+
+from prefect.artifacts import update_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+
+from blocks.database import CompanyDatabase
+from core.store import write_progress
+
+
+def is_cancelling(flow_run_id: str) -> bool:
+    """Whether the flow run is being (or has been) cancelled, asked of the API."""
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+    return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
+
+
+class ProgressMonitor:
+    """A daemon thread that writes progress and watches for cancellation for one bulk action."""
+
+    def __init__(
+        self,
+        *,
+        db: CompanyDatabase,
+        bulk_action_id: int,
+        flow_run_id: str,
+        artifact_id: UUID,
+        total_batches: int,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        cancel_check_seconds: float,
+        artifact_interval: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._bulk_action_id = bulk_action_id
+        self._flow_run_id = flow_run_id
+        self._artifact_id = artifact_id
+        self._total_batches = max(total_batches, 1)
+        self._logger = logger
+        self._cancel_check_seconds = cancel_check_seconds
+        self._artifact_interval = artifact_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._finished = 0
+        self._written = -1
+        self._artifact_at = 0.0
+        self._artifact_percent = -1.0
+        self._next_cancel_check = time.monotonic() + cancel_check_seconds
+        self.cancel_requested = False
+        # Prefect's settings and run context live in context variables, which a new thread does not inherit.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop,), name=f"bulk-action-{bulk_action_id}-progress", daemon=True
+        )
+
+    def __enter__(self) -> ProgressMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def report(self, finished_batches: int) -> None:
+        """Ask for the progress to be written; returns at once."""
+        with self._lock:
+            self._finished = max(self._finished, finished_batches)
+        self._wake.set()
+
+    def check_cancelled(self) -> bool:
+        """Ask the API now (used while waiting for slots, before the loop starts)."""
+        if not self.cancel_requested:
+            self.cancel_requested = is_cancelling(self._flow_run_id)
+        return self.cancel_requested
+
+    def close(self) -> None:
+        """Stop the thread after it has written what it was asked to write."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(timeout=self._cancel_check_seconds)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            try:
+                self._write_progress(final=stopping)
+                if not stopping and time.monotonic() >= self._next_cancel_check:
+                    self._next_cancel_check = time.monotonic() + self._cancel_check_seconds
+                    self.check_cancelled()
+            except Exception as error:  # noqa: BLE001 - progress is advisory; the engine's final write is not
+                self._logger.warning("progress of bulk action %d not written: %s", self._bulk_action_id, error)
+            if stopping:
+                return
+
+    def _write_progress(self, *, final: bool) -> None:
+        with self._lock:
+            finished = self._finished
+        if finished != self._written and not final:  # the engine writes the final counts itself
+            with self._db.session() as session:
+                write_progress(session, self._bulk_action_id)
+            self._written = finished
+        percent = 100.0 * finished / self._total_batches
+        due = time.monotonic() - self._artifact_at >= self._artifact_interval
+        if percent != self._artifact_percent and (due or final):
+            update_progress_artifact(self._artifact_id, percent)
+            self._artifact_percent = percent
+            self._artifact_at = time.monotonic()
