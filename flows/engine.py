@@ -400,7 +400,7 @@ def _map_batches(
                 _record_crashed_batch(db, request.action, bulk_action_id, state, batch_of[future.task_run_id])
             )
         del batch_of[future.task_run_id]
-        slots.shrink_to(max(in_flight, len(batches) - next_batch))
+        slots.shrink_to(in_flight + len(batches) - next_batch)  # unfinished batches: never fewer slots
         window = max(len(slots), 1)
         if tally.finished % request.progress_every == 0:
             monitor.report(tally.finished)
