@@ -58,7 +58,7 @@ def test_shape_dtype_unit_norm(encoder: MiniLMEncoder) -> None:
 
 
 def test_order_preserved_with_mixed_lengths(encoder: MiniLMEncoder) -> None:
-    together = encoder.encode(MIXED_TEXTS, batch_size=2)  # several length-sorted, padded batches
+    together = encoder.encode(MIXED_TEXTS, batch_size=2)  # several packed batches, spread over the pool
     alone = np.stack([encoder.encode([text])[0] for text in MIXED_TEXTS])
     np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
     # Distinct texts really land on distinct rows (a permutation bug would fail above, but be explicit).
