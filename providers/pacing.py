@@ -22,6 +22,9 @@ Permits exist at two levels, and a request needs both:
   a lease and released by the same timer that returns the local permit.  So the sum over all processes, flow
   runs and workers is held exactly too.  If a process dies holding slots, the server frees them when their
   lease expires (``lease_seconds`` after they were taken, always longer than the window): late, never early.
+  A process that exits normally hands its outstanding slots over first: each lease is shortened to end when
+  its permit is due (never less than the server's one-minute minimum), so the next flow run on the same
+  budget does not wait out leases sized for a crash.
 
 A permit comes back to the local limiter only after its Prefect slot has been released, so within a process
 the shared limit never refuses a slot (no 423s, no server-suggested back-off); only when several processes
@@ -49,6 +52,7 @@ batches in flight): 600 requests in the first minute, none refused, peak window 
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import itertools
 import logging
@@ -137,6 +141,10 @@ class SharedWindow(Protocol):
         ...
 
     def release(self, token: object) -> None: ...
+
+    def expire_in(self, token: object, seconds: float) -> None:
+        """Have the permit come back by itself ``seconds`` from now (the process is going away)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,13 @@ class PrefectWindowSlots:
         with self._api:
             token.client.release_concurrency_slots_with_lease(token.lease_id)
 
+    def expire_in(self, token: object, seconds: float) -> None:
+        """Let the slot go ``seconds`` from now (at least the server's minimum lease) without anyone releasing it."""
+        if not isinstance(token, _Lease):
+            raise TypeError("not a lease of this window")
+        with self._api:
+            token.client.renew_concurrency_lease(token.lease_id, lease_duration=max(MIN_LEASE_SECONDS, seconds))
+
 
 @dataclass(order=True)
 class _Due:
@@ -289,6 +304,9 @@ class Pacer:
         self.limiter = limiter
         self.shared = shared
         self._timer = _ReleaseTimer(tag)
+        self._outstanding: dict[int, tuple[float, object]] = {}  # shared permits not yet given back: due, token
+        self._outstanding_lock = threading.Lock()
+        self._ids = itertools.count()
 
     @property
     def window_seconds(self) -> float:
@@ -307,16 +325,47 @@ class Pacer:
         try:
             yield
         finally:
-            self._timer.schedule(time.monotonic() + self.window_seconds, lambda: self._give_back(token))
+            due = time.monotonic() + self.window_seconds
+            key = next(self._ids)
+            if self.shared is not None:
+                with self._outstanding_lock:
+                    self._outstanding[key] = (due, token)
+            self._timer.schedule(due, lambda: self._give_back(key, token))
 
-    def _give_back(self, token: object) -> None:
+    def _give_back(self, key: int, token: object) -> None:
         try:
             if self.shared is not None:
+                with self._outstanding_lock:
+                    if self._outstanding.pop(key, None) is None:
+                        return  # handed to the server at exit (see ``hand_over_at_exit``)
                 self.shared.release(token)
         except Exception:  # noqa: BLE001 - the lease expires on its own; the local permit must come back
             logger.warning("pacer %s: could not release a shared slot; its lease will expire", self.tag)
         finally:
             self.limiter.release()
+
+    def hand_over_at_exit(self) -> int:
+        """Before the process exits, let each shared permit still out expire at its due time (or now).
+
+        The timer thread that would release them dies with the process, and their leases were sized for a
+        process that dies mid-call (window + call timeout + margin): without this, the last window's permits
+        would stay taken a minute or more beyond their window, starving the next flow run on the same budget.
+        Returns how many permits were handed over.
+        """
+        if self.shared is None:
+            return 0
+        with self._outstanding_lock:
+            outstanding, self._outstanding = self._outstanding, {}
+        now = time.monotonic()
+        for due, token in outstanding.values():
+            try:
+                if due <= now:
+                    self.shared.release(token)
+                else:
+                    self.shared.expire_in(token, due - now)
+            except Exception:  # noqa: BLE001 - the lease still expires on its own, only later
+                logger.warning("pacer %s: could not shorten a shared slot's lease at exit", self.tag)
+        return len(outstanding)
 
     def pending_releases(self) -> int:
         return self._timer.pending()
@@ -324,6 +373,14 @@ class Pacer:
 
 _pacers: dict[str, Pacer] = {}
 _pacers_lock = threading.Lock()
+
+
+@atexit.register
+def _hand_over_shared_permits() -> None:
+    with _pacers_lock:
+        pacers = list(_pacers.values())
+    for pacer in pacers:
+        pacer.hand_over_at_exit()
 
 
 def pacer_for(

@@ -7,6 +7,7 @@ Retries keep the production shape (2 retries, exponential) with a short first de
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -257,3 +258,23 @@ def test_one_providers_pacing_never_blocks_another() -> None:
 def test_a_missing_shared_limit_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="window:pace-missing"):
         PrefectWindowSlots(window_limit_name("pace-missing"), lease_seconds=60).limit()
+
+
+def test_at_exit_outstanding_shared_permits_are_handed_to_their_leases(caplog: pytest.LogCaptureFixture) -> None:
+    """A permit still inside its window at exit stays taken on the server (never early), on a shortened lease."""
+    name = window_limit_name("pace-exit")
+    with get_client(sync_client=True) as prefect:
+        prefect.upsert_global_concurrency_limit_by_name(name, 4)
+        pacer = Pacer("pace-exit", SlidingWindowLimiter(4, 0.5), PrefectWindowSlots(name, lease_seconds=600))
+        with pacer.permit():
+            pass
+        assert prefect.read_global_concurrency_limit_by_name(name).active_slots == 1
+        assert pacer.hand_over_at_exit() == 1  # what the atexit hook does for every pacer
+        assert not [r for r in caplog.records if "could not" in r.getMessage()]  # the lease was shortened
+        deadline = time.monotonic() + 10
+        while pacer.pending_releases() and time.monotonic() < deadline:  # the timer's turn comes and goes
+            time.sleep(0.05)
+        assert pacer.pending_releases() == 0 and pacer.limiter.held == 0  # the local permit came back
+        # the timer left the shared slot alone: its (now one-minute) lease gives it back, not an early release
+        assert prefect.read_global_concurrency_limit_by_name(name).active_slots == 1
+        assert pacer.hand_over_at_exit() == 0
