@@ -17,14 +17,33 @@ class ActionSpec:
     batch_size: int
     provider_kind: str
     description: str
+    default_provider: str
 
 
 ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
-        ActionSpec("generate_embeddings", 10, "embeddings", "384-d vectors of each company's profile text"),
-        ActionSpec("enrich_companies", 5, "enrichment", "website research through Parallel task runs"),
-        ActionSpec("score_llm_adoption", 3, "llm", "10-criterion LLM adoption score through an LLM"),
+        ActionSpec(
+            "generate_embeddings",
+            10,
+            "embeddings",
+            "384-d vectors of each company's profile text",
+            "local-minilm-embeddings/default",
+        ),
+        ActionSpec(
+            "enrich_companies",
+            5,
+            "enrichment",
+            "website research through Parallel task runs",
+            "parallel-enrichment/default",
+        ),
+        ActionSpec(
+            "score_llm_adoption",
+            3,
+            "llm",
+            "10-criterion LLM adoption score through an LLM",
+            "local-rules-llm/default",
+        ),
     )
 }
 

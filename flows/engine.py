@@ -20,7 +20,7 @@ import queue
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -119,6 +119,37 @@ class BulkActionSummary:
         rows.append({"metric": "seconds", "value": round(self.seconds, 2)})
         rows.extend({"metric": f"dead jobs: {cls}", "value": n} for cls, n in sorted(self.errors.items()))
         return rows
+
+
+def _as_started(db: CompanyDatabase, request: BulkActionRequest, spec: ActionSpec) -> BulkActionRequest:
+    """A rerun of a bulk action runs on the provider and options it started with.
+
+    Checkpoints are keyed on them, so resuming on anything else would silently redo (and pay for) every batch
+    that had completed.  A rerun that leaves ``provider`` at the action's default gets the stored one, and one
+    that names another provider is refused with the way out; options (whose defaults the flows always pass)
+    are the stored ones, with a warning when the rerun asked for others.
+    """
+    if request.bulk_action_id is None:
+        return request
+    with db.read_session() as session:
+        record = session.get(BulkAction, request.bulk_action_id)
+        stored = dict(record.parameters or {}) if record is not None else {}
+    if record is None or "provider" not in stored:
+        return request  # _open_record reports a missing record
+    provider, options = str(stored["provider"]), dict(stored.get("options") or {})
+    if request.provider not in (provider, spec.default_provider):
+        raise InputError(
+            f"bulk action {request.bulk_action_id} runs on provider {provider!r}, not {request.provider!r}: "
+            "omit provider to resume it, or start a new bulk action on the other provider"
+        )
+    if request.options != options:
+        get_run_logger().warning(
+            "bulk action %d resumes with the options it started with, %s (not %s)",
+            request.bulk_action_id,
+            options,
+            request.options,
+        )
+    return replace(request, provider=provider, options=options)
 
 
 def _open_record(db: CompanyDatabase, request: BulkActionRequest, flow_run_id: str, tag: str) -> tuple[int, list[int]]:
@@ -223,6 +254,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | State[Any
     if request.progress_every < 1:
         raise InputError("progress_every must be at least 1")
     db = load_database(request.database)
+    request = _as_started(db, request, spec)
     tag = str(load_provider_block(request.provider).concurrency_tag)
     flow_run_id = str(current_flow_run.id)
     slots = ProviderSlots(tag, flow_run_id)  # fails fast when the provider has no limit

@@ -13,10 +13,10 @@ from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import blocks.enrichment  # noqa: F401 - registers the parallel-enrichment block type for load_provider_block
-from core.catalog import DEFAULT_MAX_COMPANIES
+from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
 
-DEFAULT_ENRICHMENT_PROVIDER = "parallel-enrichment/default"
+DEFAULT_ENRICHMENT_PROVIDER = get_action("enrich_companies").default_provider
 
 
 @flow(

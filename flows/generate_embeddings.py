@@ -8,10 +8,10 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from core.catalog import DEFAULT_MAX_COMPANIES
+from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
 
-DEFAULT_EMBEDDING_PROVIDER = "local-minilm-embeddings/default"
+DEFAULT_EMBEDDING_PROVIDER = get_action("generate_embeddings").default_provider
 
 
 @flow(

@@ -9,11 +9,11 @@ from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import blocks.llm  # noqa: F401 - registers the LLM block types that ``provider`` references
-from core.catalog import DEFAULT_MAX_COMPANIES
+from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
 from tasks.scoring import load_llm_block
 
-DEFAULT_LLM_PROVIDER = "local-rules-llm/default"
+DEFAULT_LLM_PROVIDER = get_action("score_llm_adoption").default_provider
 
 
 @flow(

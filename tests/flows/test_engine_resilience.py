@@ -8,6 +8,7 @@ cancelled run ends ``cancelled``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,7 +169,7 @@ def _completed_task_batches(flow_run_id: str) -> list[int]:
                 state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED]))
             ),
         )
-    return sorted(int(r.name.rsplit("-", 1)[1]) for r in runs)
+    return sorted(int(match[1]) for r in runs if (match := re.search(r"-batch-(\d+)", r.name)))
 
 
 def test_a_crash_mid_run_resumes_without_paying_again_for_completed_batches(
@@ -214,7 +215,8 @@ def test_a_crash_mid_run_resumes_without_paying_again_for_completed_batches(
     refused = generate_embeddings(bulk_action_id=record.id, provider=sandbox_providers["crash"], return_state=True)
     assert refused.is_failed() and "takeover" in str(refused.message)
 
-    resumed = generate_embeddings(bulk_action_id=record.id, provider=sandbox_providers["crash"], takeover=True)
+    # provider omitted: a rerun resumes on the provider the action started with (its checkpoints are keyed on it)
+    resumed = generate_embeddings(bulk_action_id=record.id, takeover=True)
     assert isinstance(resumed, BulkActionSummary)
     assert resumed.bulk_action_id == record.id and resumed.status == "completed"
     assert resumed.succeeded + resumed.skipped == 80 and resumed.failed == 0
@@ -227,6 +229,26 @@ def test_a_crash_mid_run_resumes_without_paying_again_for_completed_batches(
     assert old.state is not None and old.state.type is StateType.CRASHED
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name("tag:sandbox-crash").active_slots == 0
+
+
+def test_a_rerun_keeps_the_provider_the_action_started_with(
+    sandbox: SandboxServer, sandbox_providers: dict[str, str]
+) -> None:
+    db = load_database("default")
+    ids = seed(db, 30, seed_value=1300)
+    first = generate_embeddings(company_ids=ids, provider=sandbox_providers["parallel"])
+    assert isinstance(first, BulkActionSummary) and first.provider_calls == 3
+
+    other = generate_embeddings(
+        bulk_action_id=first.bulk_action_id, provider=sandbox_providers["serial"], return_state=True
+    )
+    assert other.is_failed() and "omit provider to resume it" in str(other.message)
+
+    calls_before = sandbox.stats()["providers"]["openai"]["endpoints"]["embeddings"]["accepted"]
+    rerun = generate_embeddings(bulk_action_id=first.bulk_action_id)  # the flow's default provider
+    assert isinstance(rerun, BulkActionSummary) and rerun.bulk_action_id == first.bulk_action_id
+    assert (rerun.batches_from_checkpoint, rerun.provider_calls) == (3, 0)
+    assert sandbox.stats()["providers"]["openai"]["endpoints"]["embeddings"]["accepted"] == calls_before
 
 
 def test_a_cancelled_run_ends_cancelled(sandbox: SandboxServer, sandbox_providers: dict[str, str]) -> None:
