@@ -142,6 +142,10 @@ class SharedWindow(Protocol):
 
     def release(self, token: object) -> None: ...
 
+    def reachable(self) -> bool:
+        """Whether the shared store answers now (checked once before a hand-over at exit)."""
+        ...
+
     def expire_in(self, token: object, seconds: float) -> None:
         """Have the permit come back by itself ``seconds`` from now (the process is going away)."""
         ...
@@ -242,6 +246,19 @@ class PrefectWindowSlots:
             raise TypeError("not a lease of this window")
         with self._api:
             token.client.release_concurrency_slots_with_lease(token.lease_id)
+
+    def reachable(self) -> bool:
+        """Whether the Prefect API answers right now (one quick probe, no client retries)."""
+        import httpx
+
+        with self._lock:
+            clients = list(self._clients.values())
+        try:
+            return all(
+                httpx.get(f"{str(c.api_url).rstrip('/')}/health", timeout=1.0).status_code == 200 for c in clients
+            )
+        except httpx.HTTPError:
+            return False
 
     def expire_in(self, token: object, seconds: float) -> None:
         """Let the slot go ``seconds`` from now (at least the server's minimum lease) without anyone releasing it."""
@@ -356,6 +373,8 @@ class Pacer:
             return 0
         with self._outstanding_lock:
             outstanding, self._outstanding = self._outstanding, {}
+        if outstanding and not self.shared.reachable():
+            return 0  # the server is gone (a test harness, say): nothing to hand over to, the leases expire there
         now = time.monotonic()
         for due, token in outstanding.values():
             try:
@@ -375,12 +394,26 @@ _pacers: dict[str, Pacer] = {}
 _pacers_lock = threading.Lock()
 
 
+#: how long exit waits at most for the hand-over (the Prefect server may be gone, and its client retries)
+EXIT_HAND_OVER_SECONDS = 5.0
+
+
 @atexit.register
 def _hand_over_shared_permits() -> None:
     with _pacers_lock:
-        pacers = list(_pacers.values())
-    for pacer in pacers:
-        pacer.hand_over_at_exit()
+        pacers = [p for p in _pacers.values() if p.shared is not None]
+    if not pacers:
+        return
+
+    def hand_over() -> None:
+        for pacer in pacers:
+            pacer.hand_over_at_exit()
+
+    # A daemon thread with a bounded wait: exit must never hang on an unreachable server; if it is gone, the
+    # leases simply expire as sized.
+    thread = threading.Thread(target=hand_over, name="pacer-exit", daemon=True)
+    thread.start()
+    thread.join(timeout=EXIT_HAND_OVER_SECONDS)
 
 
 def pacer_for(
