@@ -11,6 +11,7 @@ import json
 import platform
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ def main(argv: list[str]) -> int:
     chosen = argv or list(MODULES)
     results: dict[str, float] = {}
     timings: dict[str, float] = {}
+    errors: dict[str, str] = {}
     with prefect_environment():
         for name in chosen:
             try:
@@ -57,7 +59,11 @@ def main(argv: list[str]) -> int:
             runner: Callable[[], dict[str, float]] = module.run
             started = time.perf_counter()
             print(f"running {name} …", flush=True)
-            results.update(runner())
+            try:
+                results.update(runner())
+            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
+                traceback.print_exc()
+                errors[name] = f"{type(exc).__name__}: {exc}"
             timings[name] = round(time.perf_counter() - started, 1)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -65,6 +71,7 @@ def main(argv: list[str]) -> int:
         "results": {k: round(v, 4) for k, v in results.items()},
         "targets": {k: f"{c} {t}" for k, (c, t) in TARGETS.items()},
         "seconds": timings,
+        "errors": errors,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
@@ -78,8 +85,10 @@ def main(argv: list[str]) -> int:
             print(f"{key:40s} {value:12.4f}  {comparison} {target:<6g}  {'yes' if ok else 'NO'}")
         else:
             print(f"{key:40s} {value:12.4f}")
+    for name, error in errors.items():
+        print(f"{name}: FAILED ({error})")
     print(f"\nwritten to {RESULTS}")
-    return 1 if failed else 0
+    return 1 if failed or errors else 0
 
 
 if __name__ == "__main__":

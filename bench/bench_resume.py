@@ -8,6 +8,7 @@ the kill; ``resume_recomputed_fraction`` is the share of all batches that were p
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def _completed_batches(flow_run_id: str) -> set[int]:
             ),
             limit=BATCHES,
         )
-    return {int(r.name.rsplit("-", 1)[1]) for r in runs}
+    return {int(match[1]) for r in runs if (match := re.search(r"-batch-(\d+)", r.name))}
 
 
 def run() -> dict[str, float]:
