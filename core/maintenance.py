@@ -229,8 +229,7 @@ def mark_requeued(
         job.status = DeadJobStatus.REQUEUED
         job.requeue_count += 1
         job.resolved_at = now or utcnow()
-        # dead_jobs has no column for it: the new action's id is noted on the message, where a person reads it
-        job.error_message = f"{job.error_message}\n[requeued as bulk action {new_bulk_action_id}]"[:4000]
+        job.requeued_as_bulk_action_id = new_bulk_action_id
 
 
 def carry_requeue_counts(session: Session, bulk_action_id: int, previous: dict[int, int]) -> None:

@@ -234,6 +234,8 @@ class DeadJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[DeadJobStatus] = mapped_column(_enum(DeadJobStatus), default=DeadJobStatus.OPEN)
     requeue_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the bulk action a requeue handed this job to (the dead-job review's link from the original)
+    requeued_as_bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
 

@@ -268,6 +268,8 @@ def test_review_requeues_transient_jobs_once_flags_permanent_ones_and_respects_t
     assert len(summary["new_bulk_action_ids"]) == 1
     after = jobs(db)
     assert after[j_limited].status is DeadJobStatus.REQUEUED and after[j_limited].requeue_count == 1
+    assert after[j_limited].requeued_as_bulk_action_id == summary["new_bulk_action_ids"][0]
+    assert after[j_invalid].requeued_as_bulk_action_id is None
     assert after[j_invalid].status is after[j_exhausted].status is DeadJobStatus.NEEDS_REVIEW
     with db.session() as session:
         new = session.get(BulkAction, summary["new_bulk_action_ids"][0])
