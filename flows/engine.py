@@ -308,17 +308,11 @@ def _run(
         )
         tally = _map_batches(request, bulk_action_id, batches, db, slots, monitor, window)
     cancelled = monitor.cancel_requested
-    finished, from_checkpoint, provider_calls, errors = (
-        tally.finished,
-        tally.from_checkpoint,
-        tally.provider_calls,
-        tally.errors,
-    )
     with db.session() as session:
         counts = write_progress(session, bulk_action_id)
         summary_errors = error_summary(session, bulk_action_id)
         if cancelled:
-            status, reason = BulkActionStatus.CANCELLED, f"flow run cancelled after {finished} batches"
+            status, reason = BulkActionStatus.CANCELLED, f"flow run cancelled after {tally.finished} batches"
         elif counts.total and counts.failed / counts.total > request.failure_threshold:
             status = BulkActionStatus.FAILED
             reason = (
@@ -337,10 +331,10 @@ def _run(
         skipped=counts.skipped,
         failed=counts.failed,
         batches=len(batches),
-        batches_from_checkpoint=from_checkpoint,
-        provider_calls=provider_calls,
+        batches_from_checkpoint=tally.from_checkpoint,
+        provider_calls=tally.provider_calls,
         seconds=time.perf_counter() - started,
-        errors=dict(errors),
+        errors=dict(tally.errors),
     )
     create_table_artifact(
         summary.as_rows(),
@@ -354,7 +348,7 @@ def _run(
         summary.succeeded,
         summary.skipped,
         summary.failed,
-        from_checkpoint,
+        summary.batches_from_checkpoint,
         len(batches),
         summary.seconds,
     )

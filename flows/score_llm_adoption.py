@@ -53,7 +53,9 @@ def score_llm_adoption(
     """
     # Build the client first: a provider that cannot be paced (its ``window:<tag>`` limit is missing) stops the
     # run here with a ConfigurationError, before a bulk action is recorded, instead of failing every company.
-    load_llm_block(provider).get_client()
+    # A rerun has its record already and runs on the provider it started with, which the engine resolves.
+    if bulk_action_id is None:
+        load_llm_block(provider).get_client()
     return run_bulk_action(
         BulkActionRequest(
             action="score_llm_adoption",
