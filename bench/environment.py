@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deployments.server_settings import with_server_settings
+
 WORKDIR = Path(tempfile.mkdtemp(prefix="bulkai-bench-"))
 os.environ.update(
     {
@@ -24,6 +26,8 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
     }
 )
+# The temporary server runs with the settings `make server` gives the local server (deployments/server_settings.py).
+with_server_settings()
 os.environ.pop("BULKAI_DATABASE_URL", None)
 os.environ.pop("PREFECT_API_URL", None)
 

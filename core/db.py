@@ -7,6 +7,7 @@ owned by Alembic (``migrations/``); ``migrate()`` brings any database to head an
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Iterator
@@ -26,8 +27,12 @@ _engines_lock = threading.Lock()
 _migrated: set[str] = set()
 
 
+@functools.lru_cache(maxsize=64)
 def normalise_url(url: str) -> str:
-    """Accept the URLs people paste (``postgresql://``) and pick psycopg 3, the driver we ship."""
+    """Accept the URLs people paste (``postgresql://``) and pick psycopg 3, the driver we ship.
+
+    Cached: every session asks for its engine by URL, and parsing a URL is most of that lookup's cost.
+    """
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")

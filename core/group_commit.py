@@ -1,11 +1,14 @@
-"""Group commit: one writer thread per SQLite database commits the writes of many batches in one transaction.
+"""Group commit: batches' writes to one SQLite database share transactions, led by whichever batch gets there first.
 
 SQLite admits one writer at a time.  When a flow's batch threads each open their own write transaction they
 queue on the database, and under a busy GIL every hand-over costs milliseconds: measured on 10,000 companies,
-the write lock was held for 60-70% of the run and eight threads spent 80 s waiting for it.  Here a batch hands
-its writes to the database's writer thread and waits; the writer takes everything queued so far and runs it in
-one transaction, so the per-transaction cost (begin, commit, session set-up) is paid once per group and only one
-thread ever waits on SQLite.
+the write lock was held for 60-70% of the run and eight threads spent 80 s waiting for it.  Here the classic
+database remedy applies: a batch queues its writes; if no commit is under way it becomes the *leader* and
+commits, in its own thread, everything queued at that moment in one transaction; batches that arrive meanwhile
+wait, and when the leader is done the first of them leads the next group.  The per-transaction cost (begin,
+commit, session set-up) is paid once per group, only one thread ever waits on SQLite, and an uncontended batch
+commits directly, with no hand-over to another thread (each hand-over is a wake-up that queues for the GIL
+behind the model's threads).
 
 A caller returns only after its writes are committed, so a batch's checkpoint is never written before its
 outcomes are.  If a group's transaction fails, each of its members is replayed in a transaction of its own, so
@@ -15,10 +18,8 @@ writers: there each caller commits its own transaction directly.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -30,49 +31,101 @@ Write = Callable[[Session], None]
 #: the most batches one transaction commits; bounds the work lost to one failed group replay
 MAX_GROUP = 64
 
-_writers: dict[int, _Writer] = {}
-_writers_lock = threading.Lock()
+
+class _Entry:
+    """One caller's writes and how they ended; ``event`` fires when they are committed or the caller must lead."""
+
+    __slots__ = ("writes", "event", "done", "error", "lead")
+
+    def __init__(self, writes: Sequence[Write]) -> None:
+        self.writes = writes
+        self.event = threading.Event()
+        self.done = False
+        self.error: BaseException | None = None
+        self.lead = False
 
 
-class _Writer:
-    """The daemon thread that owns writes to one SQLite engine."""
+class _GroupCommitter:
+    """The queue of one SQLite engine's pending writes and who is committing them."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._queue: queue.SimpleQueue[tuple[Sequence[Write], Future[None]]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="sqlite-group-commit", daemon=True)
-        self._thread.start()
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._pending: list[_Entry] = []
+        self._leading = False
 
-    def submit(self, writes: Sequence[Write]) -> Future[None]:
-        done: Future[None] = Future()
-        self._queue.put((writes, done))
-        return done
+    @property
+    def pending(self) -> int:
+        """Callers queued behind the commit under way (for tests and diagnostics)."""
+        with self._lock:
+            return len(self._pending)
 
-    def _run(self) -> None:
-        while True:
-            group = [self._queue.get()]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(group)
+    @property
+    def leading(self) -> bool:
+        """Whether a commit is under way."""
+        with self._lock:
+            return self._leading
 
-    def _commit(self, group: list[tuple[Sequence[Write], Future[None]]]) -> None:
-        try:
-            with session_scope(self._engine) as session:
-                for writes, _ in group:
-                    for write in writes:
-                        write(session)
-        except BaseException as error:  # noqa: BLE001 - replayed one by one below, or handed to the caller
-            if len(group) == 1:
-                group[0][1].set_exception(error)
-                return
-            for writes, done in group:
-                self._commit([(writes, done)])
+    def commit(self, writes: Sequence[Write]) -> None:
+        entry = _Entry(writes)
+        with self._lock:
+            self._pending.append(entry)
+            if not self._leading:
+                self._leading = entry.lead = True
+        while not entry.lead:
+            entry.event.wait()
+            entry.event.clear()
+            if entry.done:
+                break
+        if entry.lead:
+            self._lead()
+        if entry.error is not None:
+            raise entry.error
+
+    def _lead(self) -> None:
+        """Commit the queued group (which holds this caller's entry), then hand the lead to the next in line."""
+        with self._lock:
+            group = self._pending[:MAX_GROUP]
+            del self._pending[:MAX_GROUP]
+        _commit_group(self.engine, group)
+        with self._lock:
+            successor = self._pending[0] if self._pending else None
+            if successor is None:
+                self._leading = False
+            else:
+                successor.lead = True
+        for entry in group:
+            entry.done = True
+            entry.event.set()
+        if successor is not None:
+            successor.event.set()
+
+
+def _commit_group(engine: Engine, group: list[_Entry]) -> None:
+    """Run the group in one transaction; if it fails, replay each member alone so a bad write fails only its own."""
+    try:
+        with session_scope(engine) as session:
+            for entry in group:
+                for write in entry.writes:
+                    write(session)
+    except BaseException as error:  # noqa: BLE001 - replayed one by one below, or handed to the caller
+        if len(group) == 1:
+            group[0].error = error
             return
-        for _, done in group:
-            done.set_result(None)
+        for entry in group:
+            _commit_group(engine, [entry])
+
+
+_committers: dict[int, _GroupCommitter] = {}
+_committers_lock = threading.Lock()
+
+
+def _committer(engine: Engine) -> _GroupCommitter:
+    with _committers_lock:
+        committer = _committers.get(id(engine))
+        if committer is None or committer.engine is not engine:
+            committer = _committers[id(engine)] = _GroupCommitter(engine)
+        return committer
 
 
 def commit(engine: Engine, writes: Sequence[Write]) -> None:
@@ -82,8 +135,4 @@ def commit(engine: Engine, writes: Sequence[Write]) -> None:
             for write in writes:
                 write(session)
         return
-    with _writers_lock:
-        writer = _writers.get(id(engine))
-        if writer is None or writer._engine is not engine:
-            writer = _writers[id(engine)] = _Writer(engine)
-    writer.submit(writes).result()
+    _committer(engine).commit(writes)

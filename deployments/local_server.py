@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from core.db import REPO_ROOT
+from deployments.server_settings import with_server_settings
 
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("BULKAI_PREFECT_PORT", "4200"))
@@ -45,7 +46,8 @@ def start(timeout: float = 180.0) -> str:
     if is_up():
         return API_URL
     log = (_home() / "prefect-server.log").open("ab")
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": API_URL}
+    env = dict(with_server_settings({**os.environ}))
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_API_URL=API_URL)
     env.pop("PREFECT_API_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(PORT)],

@@ -1,7 +1,8 @@
 """One real Prefect server for the whole session, real SQLite and PostgreSQL company databases.
 
 The harness server starts once (10-30 s); result storage (the checkpoints) goes to a temporary directory because
-the harness does not isolate it; flow heartbeats are off so a flow run does not wait on them.  PostgreSQL must be
+the harness does not isolate it; flow heartbeats are off so a flow run does not wait on them; the server records
+task runs in batches, as the project's local server does (``deployments/server_settings.py``).  PostgreSQL must be
 up on 127.0.0.1:5432 (``.ci/run`` starts it): a missing database fails the run rather than skipping tests.
 """
 
@@ -21,6 +22,10 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("BULKAI_DATABASE_URL", None)
+
+from deployments.server_settings import with_server_settings  # noqa: E402
+
+with_server_settings()  # the harness server runs with the settings `make server` gives the local server
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402

@@ -55,6 +55,14 @@ def test_concurrent_batches_all_land_and_each_caller_returns_after_its_commit(sq
     assert seen_after_return == [True] * 8
 
 
+def test_an_uncontended_batch_commits_in_its_own_thread(sqlite_engine: Engine) -> None:
+    threads: list[threading.Thread] = []
+    group_commit.commit(sqlite_engine, [add(1), lambda session: threads.append(threading.current_thread())])
+    assert threads == [threading.current_thread()]
+    assert stored_ids(sqlite_engine) == {1}
+    assert not group_commit._committer(sqlite_engine).leading  # the lead was given up
+
+
 def test_a_failing_batch_in_a_group_fails_alone(sqlite_engine: Engine) -> None:
     outcomes: dict[str, BaseException | None] = {}
 
@@ -65,14 +73,14 @@ def test_a_failing_batch_in_a_group_fails_alone(sqlite_engine: Engine) -> None:
         except BaseException as error:  # noqa: BLE001
             outcomes[label] = error
 
-    group_commit.commit(sqlite_engine, [])  # starts the database's writer
-    writer = group_commit._writers[id(sqlite_engine)]
+    committer = group_commit._committer(sqlite_engine)
     lock = _sqlite_lock(sqlite_engine)
     assert lock is not None
     deadline = time.monotonic() + 10
-    with lock:  # the writer blocks on the first batch, so the next three queue up and commit as one group
-        first = writer.submit([add(1)])
-        while writer._queue.qsize() and time.monotonic() < deadline:  # until the writer has taken it
+    first = threading.Thread(target=batch, args=("first", [add(1)]))
+    with lock:  # the first batch leads and blocks on the database, so the next three queue up as one group
+        first.start()
+        while not (committer.leading and committer.pending == 0) and time.monotonic() < deadline:  # it has its group
             time.sleep(0.001)
         rest = [
             threading.Thread(target=batch, args=("good", [add(2), add(3)])),
@@ -81,12 +89,13 @@ def test_a_failing_batch_in_a_group_fails_alone(sqlite_engine: Engine) -> None:
         ]
         for thread in rest:
             thread.start()
-        while writer._queue.qsize() < 3 and time.monotonic() < deadline:
+        while committer.pending < 3 and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert writer._queue.qsize() == 3
+        assert committer.pending == 3
     for thread in rest:
         thread.join()
-    assert first.result(timeout=10) is None
+    first.join()
+    assert outcomes["first"] is None
     assert outcomes["good"] is None and outcomes["also good"] is None
     assert isinstance(outcomes["bad"], IntegrityError)
     assert stored_ids(sqlite_engine) == {1, 2, 3, 6}  # the bad batch's good row went with it
@@ -102,7 +111,7 @@ def test_postgresql_commits_in_the_callers_transaction(postgres_url: str) -> Non
             group_commit.commit(engine, [lambda s: s.execute(insert(table), [{"id": 3}, {"id": 1}])])
         with engine.connect() as connection:
             assert connection.scalar(select(func.count()).select_from(table)) == 2
-        assert id(engine) not in group_commit._writers
+        assert id(engine) not in group_commit._committers
     finally:
         table.drop(engine)
         engine.dispose()

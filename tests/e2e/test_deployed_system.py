@@ -68,6 +68,7 @@ from core.store import create_bulk_action
 from core.synthetic import seed_companies
 from deployments.definitions import read_deployments
 from deployments.provision_limits import DEFAULT_CONCURRENCY, DEFAULT_WINDOW_REQUESTS
+from deployments.server_settings import with_server_settings
 from sandbox.server import SandboxServer
 
 # Setting up takes 30-60 s of the first test's budget on a 2-core machine.
@@ -491,7 +492,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         stack.callback(processes.kill_all)
 
         server_env = {
-            **env,
+            **with_server_settings({**env}),  # the settings `make server` gives a bulk-action server
             "PREFECT_API_DATABASE_CONNECTION_URL": postgres.replace("postgresql://", "postgresql+asyncpg://", 1)
             + f"/{prefect_db}",
             "PREFECT_UI_ENABLED": "false",
