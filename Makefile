@@ -22,6 +22,10 @@ export HF_HUB_OFFLINE := 1
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYTHONPATH := $(CURDIR)
+# A bulk action's story is told by its flow run (progress, summary, warnings); a line per batch for every
+# "Finished in state Completed()" is thousands of lines per action, each shipped to the server.  Batches'
+# warnings and errors still appear.  (Prefect's logging.yml override for the prefect.task_runs logger.)
+export PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL ?= WARNING
 # Everything the demo and a local server keep stays inside the checkout (override to share a server).
 export BULKAI_HOME ?= $(CURDIR)/.data
 export PREFECT_HOME ?= $(CURDIR)/.data/prefect

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.environment import prefect_environment
+from bench.environment import prefect_environment, wait_for_quiet_server
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -57,6 +57,7 @@ def main(argv: list[str]) -> int:
                 print(f"{name}: not available ({exc})")
                 continue
             runner: Callable[[], dict[str, float]] = module.run
+            wait_for_quiet_server()  # each benchmark starts with the server done with the previous one's events
             started = time.perf_counter()
             print(f"running {name} …", flush=True)
             try:

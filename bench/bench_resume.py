@@ -3,6 +3,10 @@
 Provider calls are counted at the sandbox, per batch (the first company's text starts each request):
 ``resume_provider_calls_for_completed`` are calls on the rerun for batches whose task run had completed before
 the kill; ``resume_recomputed_fraction`` is the share of all batches that were paid for twice.
+
+The kill is timed on the company database (outcomes are written as each batch finishes); which task runs had
+completed is read from the Prefect server once its view has settled, because the server records task runs
+from events in batches (``deployments/server_settings.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,41 @@ def _completed_batches(flow_run_id: str) -> set[int]:
             limit=BATCHES,
         )
     return {int(match[1]) for r in runs if (match := re.search(r"-batch-(\d+)", r.name))}
+
+
+def _settled_completed_batches(flow_run_id: str, timeout: float = 60.0) -> set[int]:
+    """The completed batches the server knows of, once two reads a recorder flush apart agree."""
+    from deployments.server_settings import recorder_flush_seconds
+
+    deadline = time.monotonic() + timeout
+    seen = _completed_batches(flow_run_id)
+    while time.monotonic() < deadline:
+        time.sleep(recorder_flush_seconds() + 0.5)  # a full flush interval: anything sent has been written
+        now = _completed_batches(flow_run_id)
+        if now == seen:
+            return now
+        seen = now
+    raise RuntimeError("the server's record of the killed run did not settle")
+
+
+def _finished_companies(bulk_action_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from blocks.loading import load_database
+    from core.schema import BulkActionOutcome, OutcomeStatus
+
+    with load_database("default").read_session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(BulkActionOutcome)
+                .where(
+                    BulkActionOutcome.bulk_action_id == bulk_action_id,
+                    BulkActionOutcome.status != OutcomeStatus.PENDING,
+                )
+            )
+            or 0
+        )
 
 
 def run() -> dict[str, float]:
@@ -98,7 +137,7 @@ def run() -> dict[str, float]:
                     record = session.scalars(select(BulkAction).order_by(BulkAction.id.desc()).limit(1)).first()
                     if record is not None and record.id != before and record.flow_run_id:
                         flow_run_id, bulk_action_id = record.flow_run_id, record.id
-                if flow_run_id and len(_completed_batches(flow_run_id)) >= BATCHES // 2:
+                if bulk_action_id and _finished_companies(bulk_action_id) >= BATCHES * 10 // 2:
                     break
                 time.sleep(0.1)
             else:
@@ -106,7 +145,7 @@ def run() -> dict[str, float]:
         finally:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
-        completed = _completed_batches(flow_run_id)
+        completed = _settled_completed_batches(flow_run_id)
         before_calls = calls_per_batch()
 
         summary = generate_embeddings(bulk_action_id=bulk_action_id, provider=provider, takeover=True)

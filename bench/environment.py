@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,9 @@ os.environ.update(
         "PREFECT_HOME": str(WORKDIR / "prefect"),
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(WORKDIR / "results"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
+        # the logging `make` sets up for flow runs (see the Makefile): flow runs log at INFO, batches' task
+        # runs only their warnings and errors
+        "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
         "HF_HUB_OFFLINE": "1",
     }
@@ -46,6 +49,34 @@ def prefect_environment() -> Iterator[Path]:
             register_blocks()
             provision_limits()
             yield WORKDIR
+
+
+def wait_for_quiet_server(timeout: float = 120.0) -> float:
+    """Wait until the temporary server has digested the previous benchmark's events; returns the seconds waited.
+
+    The server records task runs and events in batches after the fact (``deployments/server_settings.py``); a
+    benchmark started while it still works on the last one's thousands of events would share the CPU with it,
+    which slows whatever it measures first (a raw baseline most of all).  Quiet is under 5% of a core for 1 s.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer._instances.get(None)
+    process = getattr(server, "server_process", None)
+    if process is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = cpu_seconds()
+        time.sleep(1.0)
+        if cpu_seconds() - before < 0.05:
+            break
+    return time.monotonic() - started
 
 
 def seed(n: int, seed_value: int) -> list[int]:

@@ -27,6 +27,12 @@ BULK_ACTION_SERVER_SETTINGS: Mapping[str, str] = {
 }
 
 
+def recorder_flush_seconds() -> float:
+    """How long the task run recorder may hold an event before writing it (this process's setting or ours)."""
+    key = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"
+    return float(os.environ.get(key, BULK_ACTION_SERVER_SETTINGS[key]))
+
+
 def with_server_settings(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
     """``env`` (default: this process's environment) with the settings above added where it has none."""
     target = os.environ if env is None else env
