@@ -3,18 +3,27 @@
 The raw figure is ``MiniLMEncoder.encode`` over all 2,000 texts in one call, the model at its best on this
 machine (one packed batch per core); the pipeline figure is ``generate_embeddings`` over the same companies:
 validation, batches of 10 as Prefect task runs, checkpoints, the database writes and the bookkeeping.
+
+A shared 2-core VM runs the same work 10-15% faster or slower from one minute to the next, so one pair of
+measurements is mostly noise.  The benchmark runs three trials, each a raw measurement immediately followed by
+the pipeline over 2,000 companies of its own (the pipeline is idempotent: companies it has embedded cost
+nothing the second time), each started on a quiet server, and reports the median trial's ratio; the spread is
+in ``embed_pipeline_vs_raw_min``/``_max``.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
-from bench.environment import seed
+from bench.environment import seed, wait_for_quiet_server
 
 COMPANIES = 2_000
+TRIALS = 3
 
 
-def run() -> dict[str, float]:
+def _trial(seed_value: int) -> tuple[float, float]:
+    """(raw, pipeline) texts per second over one fresh set of companies."""
     from blocks.loading import load_database
     from core.store import load_companies
     from core.text import embedding_text
@@ -22,11 +31,12 @@ def run() -> dict[str, float]:
     from flows.generate_embeddings import generate_embeddings
     from providers.local_minilm import MiniLMEncoder
 
-    ids = seed(COMPANIES, seed_value=9002)
+    ids = seed(COMPANIES, seed_value=seed_value)
     with load_database("default").session() as session:
         texts = [embedding_text(c) for c in load_companies(session, ids)]
     encoder = MiniLMEncoder.load()
     encoder.encode(texts[:64])  # warm-up: first-call allocations and the pool are not the model's throughput
+    wait_for_quiet_server()  # the previous trial's task runs are still being recorded for a second or two
     started = time.perf_counter()
     encoder.encode(texts)
     raw = COMPANIES / (time.perf_counter() - started)
@@ -35,8 +45,18 @@ def run() -> dict[str, float]:
     summary = generate_embeddings(company_ids=ids, created_by="bench")
     pipeline = COMPANIES / (time.perf_counter() - started)
     assert isinstance(summary, BulkActionSummary) and summary.succeeded == COMPANIES, summary
+    return raw, pipeline
+
+
+def run() -> dict[str, float]:
+    trials = [_trial(seed_value=9002 + n) for n in range(TRIALS)]
+    ratios = [pipeline / raw for raw, pipeline in trials]
+    median = statistics.median(ratios)
+    raw, pipeline = trials[ratios.index(median)]
     return {
-        "embed_pipeline_vs_raw": pipeline / raw,
+        "embed_pipeline_vs_raw": median,
+        "embed_pipeline_vs_raw_min": min(ratios),
+        "embed_pipeline_vs_raw_max": max(ratios),
         "embed_raw_texts_per_second": raw,
         "embed_pipeline_texts_per_second": pipeline,
     }
