@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-
-from core.schema import Company
+from typing import Protocol
 
 EMBEDDING_TEMPLATE = "Company: {name}. Industry: {industry}. Business: {activity}. Location: {country}."
 
 
-def embedding_text(company: Company) -> str:
+class EmbeddingFields(Protocol):
+    """What the template reads: a ``Company``, or a row of just these columns (``core.store.embedding_fields``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def industry(self) -> str | None: ...
+    @property
+    def activity_description(self) -> str | None: ...
+    @property
+    def country(self) -> str | None: ...
+
+
+def embedding_text(company: EmbeddingFields) -> str:
     """The design's template; missing fields read 'unknown' so the sentence stays well formed."""
     return EMBEDDING_TEMPLATE.format(
         name=company.name.strip(),

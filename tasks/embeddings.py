@@ -12,7 +12,7 @@ from blocks.loading import load_embedding_block
 from core.errors import InvalidProviderOutputError
 from core.schema import OutcomeStatus
 from core.search import vector_to_bytes
-from core.store import CompanyResult, embedding_hashes, load_companies, upsert_embeddings
+from core.store import CompanyResult, embedding_fields, embedding_hashes, upsert_embeddings
 from core.text import embedding_text, text_sha256
 from tasks.batch import BatchContext, register_handler
 
@@ -21,7 +21,7 @@ from tasks.batch import BatchContext, register_handler
 def embed_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyResult]:
     client = load_embedding_block(ctx.provider).get_client()
     with ctx.database.read_session() as session:
-        texts = {c.id: embedding_text(c) for c in load_companies(session, company_ids)}
+        texts = {c.id: embedding_text(c) for c in embedding_fields(session, company_ids)}
         current = embedding_hashes(session, company_ids, client.model_id)
     hashes = {cid: text_sha256(text) for cid, text in texts.items()}
     todo = [cid for cid in company_ids if current.get(cid) != hashes[cid]]
