@@ -231,7 +231,11 @@ def test_a_crash_mid_run_resumes_without_paying_again_for_completed_batches(
     assert isinstance(resumed, BulkActionSummary)
     assert resumed.bulk_action_id == record.id and resumed.status == "completed"
     assert resumed.succeeded + resumed.skipped == 80 and resumed.failed == 0
-    assert resumed.batches_from_checkpoint >= len(completed)
+    # Prefect records a task run Completed before it commits the run's checkpoint (the transaction closes after
+    # the state is set), so the one batch in flight (limit 1) may have died in between.  Such a batch reruns
+    # without a provider call: its embeddings were stored before it returned (skipped, and the loop below).
+    assert resumed.batches_from_checkpoint >= len(completed) - 1
+    assert resumed.batches_from_checkpoint + resumed.skipped // 10 >= len(completed)
     for b in completed:
         assert calls_for(sandbox, first_text[b]) == calls_before[b], f"batch {b} was paid for twice"
     assert embedding_rows(db, ids) == 80
