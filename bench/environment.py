@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deployments.server_settings import with_server_settings
+from deployments.server_settings import recorder_flush_seconds, with_server_settings
 
 WORKDIR = Path(tempfile.mkdtemp(prefix="bulkai-bench-"))
 os.environ.update(
@@ -56,7 +56,8 @@ def wait_for_quiet_server(timeout: float = 120.0) -> float:
 
     The server records task runs and events in batches after the fact (``deployments/server_settings.py``); a
     benchmark started while it still works on the last one's thousands of events would share the CPU with it,
-    which slows whatever it measures first (a raw baseline most of all).  Quiet is under 5% of a core for 1 s.
+    which slows whatever it measures first (a raw baseline most of all).  Quiet is under 5% of a core over one
+    recorder flush interval and a second more: a shorter window can fall between two flushes while events wait.
     """
     from prefect.server.api.server import SubprocessASGIServer
 
@@ -70,11 +71,12 @@ def wait_for_quiet_server(timeout: float = 120.0) -> float:
         fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / ticks
 
+    window = recorder_flush_seconds() + 1.0
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         before = cpu_seconds()
-        time.sleep(1.0)
-        if cpu_seconds() - before < 0.05:
+        time.sleep(window)
+        if cpu_seconds() - before < 0.05 * window:
             break
     return time.monotonic() - started
 
