@@ -14,8 +14,9 @@ with the spread in ``embed_pipeline_vs_raw_min``/``_max``.
 What sets the ratio is Prefect's fixed cost per task run against the model's time per batch.  Measured on an
 AVX2-only host (2,000 texts, 45 s raw): our batch code without Prefect (``process_batch.fn`` on two threads)
 took 46 s, 0.93-0.98 of raw; the flow took 51-52 s, about 30 ms of wall time per batch for Prefect's client
-and server.  That cost is plain Python and does not shrink with the CPU's vector units, while the model does:
-on a host with AVX-512 it is about 2.5 times faster, and the same pipeline scores about 0.82 there.
+and server.  That cost is plain Python and does not shrink with the CPU's vector units, while the model does: an
+earlier host ran the model 2.5 times faster (106 against 45 texts/s; most likely AVX-512, which OpenBLAS uses
+when it is there) and the same pipeline scored 0.81-0.84 on it.
 """
 
 from __future__ import annotations
