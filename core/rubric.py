@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.errors import InvalidProviderOutputError
+from core.text import EmbeddingFields
 
 RUBRIC_VERSION = "llm-adoption-v1"
 TOTAL_CRITERION = "total"
@@ -137,21 +138,13 @@ LEVEL_GUIDE = (
 )
 
 
-class CompanyLike(Protocol):
-    """What the rubric reads of a company (``core.schema.Company`` fits)."""
+class CompanyLike(EmbeddingFields, Protocol):
+    """What the rubric reads of a company: the embedding template's fields and two more (``Company`` fits)."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def industry(self) -> str | None: ...
-    @property
-    def country(self) -> str | None: ...
     @property
     def website(self) -> str | None: ...
     @property
     def ownership_type(self) -> str | None: ...
-    @property
-    def activity_description(self) -> str | None: ...
 
 
 ChatMessage = dict[str, str]
