@@ -9,7 +9,7 @@ EMBEDDING_TEMPLATE = "Company: {name}. Industry: {industry}. Business: {activity
 
 
 class EmbeddingFields(Protocol):
-    """What the template reads: a ``Company``, or a row of just these columns (``core.store.embedding_fields``)."""
+    """What the template reads: a ``Company``, or a row of just these columns (``core.store.embedding_inputs``)."""
 
     @property
     def name(self) -> str: ...

@@ -12,7 +12,7 @@ from blocks.loading import load_embedding_block
 from core.errors import InvalidProviderOutputError
 from core.schema import OutcomeStatus
 from core.search import vector_to_bytes
-from core.store import CompanyResult, embedding_fields, embedding_hashes, upsert_embeddings
+from core.store import CompanyResult, embedding_inputs, upsert_embeddings
 from core.text import embedding_text, text_sha256
 from tasks.batch import BatchContext, register_handler
 
@@ -21,12 +21,15 @@ from tasks.batch import BatchContext, register_handler
 def embed_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyResult]:
     client = load_embedding_block(ctx.provider).get_client()
     with ctx.database.read_session() as session:
-        texts = {c.id: embedding_text(c) for c in embedding_fields(session, company_ids)}
-        current = embedding_hashes(session, company_ids, client.model_id)
+        inputs = embedding_inputs(session, company_ids, client.model_id)
+    texts = {row.id: embedding_text(row) for row in inputs}
     hashes = {cid: text_sha256(text) for cid, text in texts.items()}
-    todo = [cid for cid in company_ids if current.get(cid) != hashes[cid]]
+    current = {row.id: row.current_sha256 for row in inputs}
+    todo = [cid for cid in company_ids if cid in texts and current[cid] != hashes[cid]]
     results = [
         CompanyResult(cid, OutcomeStatus.SKIPPED, detail="unchanged text: vector is current", attempts=0)
+        if cid in texts
+        else CompanyResult(cid, OutcomeStatus.FAILED, "company no longer exists", 0, "CompanyNotFound", False)
         for cid in company_ids
         if cid not in todo
     ]

@@ -22,7 +22,7 @@ from core.store import (
     CompanyResult,
     bulk_action_company_ids,
     create_bulk_action,
-    embedding_hashes,
+    embedding_inputs,
     existing_company_ids,
     load_companies,
     outcome_counts,
@@ -153,7 +153,8 @@ def test_embeddings_upsert_one_row_per_company_and_model(db: CompanyDatabase) ->
     with db.session() as session:
         count = session.scalar(select(func.count()).where(CompanyEmbedding.company_id == ids[0]))
         assert count == 2
-        assert embedding_hashes(session, ids, "m1") == {ids[0]: "b" * 64}
+        current = {row.id: row.current_sha256 for row in embedding_inputs(session, ids, "m1")}
+        assert current == {ids[0]: "b" * 64, ids[1]: None}
 
 
 def test_search_ranks_by_cosine_and_never_mixes_models(db: CompanyDatabase) -> None:
