@@ -57,6 +57,10 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if parsed.database and parsed.database != ":memory:":
+            # every batch thread, the engine's loop and its progress monitor hold a connection at once; with
+            # SQLAlchemy's default of 5 the rest were opened and closed (pragmas and all) for every batch
+            kwargs.update(pool_size=20, max_overflow=20)
     else:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
     engine = create_engine(url, **kwargs)

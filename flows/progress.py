@@ -22,7 +22,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
 from blocks.database import CompanyDatabase
-from core.store import write_progress
+from core.store import outcome_counts, store_progress
 
 
 def is_cancelling(flow_run_id: str) -> bool:
@@ -115,8 +115,11 @@ class ProgressMonitor:
         with self._lock:
             finished = self._finished
         if finished != self._written and not final:  # the engine writes the final counts itself
+            # counted in a read transaction: the writer is held only for the UPDATE, not the count
+            with self._db.read_session() as session:
+                counts = outcome_counts(session, self._bulk_action_id)
             with self._db.session() as session:
-                write_progress(session, self._bulk_action_id)
+                store_progress(session, self._bulk_action_id, counts)
             self._written = finished
         percent = 100.0 * finished / self._total_batches
         due = time.monotonic() - self._artifact_at >= self._artifact_interval
