@@ -54,10 +54,9 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             # every batch thread, the engine's loop and its progress monitor hold a connection at once; with
             # SQLAlchemy's default of 5 the rest were opened and closed (pragmas and all) for every batch
             kwargs.update(pool_size=20, max_overflow=20)
