@@ -1,8 +1,11 @@
 """embed_pipeline_vs_raw: local embeddings through the full flow ÷ the raw model's encode throughput.
 
 The raw figure is ``MiniLMEncoder.encode`` over all 2,000 texts in one call, the model at its best on this
-machine (one packed batch per core); the pipeline figure is ``generate_embeddings`` over the same companies:
-validation, batches of 10 as Prefect task runs, checkpoints, the database writes and the bookkeeping.
+machine (one packed batch per core, in this process); the pipeline figure is ``generate_embeddings`` over the
+same companies: validation, batches of 10 as Prefect task runs, checkpoints, the database writes and the
+bookkeeping, with the model in the local provider's worker processes (``providers/minilm_processes.py``).
+Both sides are measured with the model loaded: the raw encoder after a warm-up call, the provider's workers
+after ``start()``.
 
 A shared 2-core VM runs the same work 10-15% faster or slower from one minute to the next, so one pair of
 measurements is mostly noise.  The benchmark runs three trials, each the pipeline over 2,000 companies of its
@@ -11,12 +14,11 @@ measurements of the same texts, whose mean time is the trial's baseline (the two
 drifts during the trial), every measurement started on a quiet server; it reports the median trial's ratio,
 with the spread in ``embed_pipeline_vs_raw_min``/``_max``.
 
-What sets the ratio is Prefect's fixed cost per task run against the model's time per batch.  Measured on an
-AVX2-only host (2,000 texts, 45 s raw): our batch code without Prefect (``process_batch.fn`` on two threads)
-took 46 s, 0.93-0.98 of raw; the flow took 51-52 s, about 30 ms of wall time per batch for Prefect's client
-and server.  That cost is plain Python and does not shrink with the CPU's vector units, while the model does: an
-earlier host ran the model 2.5 times faster (106 against 45 texts/s; most likely AVX-512, which OpenBLAS uses
-when it is there) and the same pipeline scored 0.81-0.84 on it.
+What sets the ratio is Prefect's fixed cost per task run (about 10 ms of client CPU and 10 ms of server CPU
+here) against the model's time per batch (about 160 ms of one core for ten texts on an AVX-512 host, 2.5 times
+more on an AVX2-only one).  With the model in the batch threads the ratio stayed at 0.84 on the AVX-512 host
+whatever the batches in flight: the model's hundreds of small numpy calls per batch queued behind Prefect's
+threads for the GIL.  In worker processes, with two batches per process in flight, it reached 0.875-0.91.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ def _trial(seed_value: int) -> tuple[float, float]:
     from flows.engine import BulkActionSummary
     from flows.generate_embeddings import generate_embeddings
     from providers.local_minilm import MiniLMEncoder
+    from providers.minilm_processes import shared_pool
 
     ids = seed(COMPANIES, seed_value=seed_value)
     with load_database("default").session() as session:
         texts = [embedding_text(c) for c in load_companies(session, ids)]
     encoder = MiniLMEncoder.load()
     encoder.encode(texts[:64])  # warm-up: first-call allocations and the pool are not the model's throughput
+    shared_pool().start()  # the same for the pipeline: its workers load the model before the clock starts
 
     def raw_seconds() -> float:
         wait_for_quiet_server()  # the last flow run's task runs are still being recorded for a second or two

@@ -29,12 +29,17 @@ class LocalMiniLMEmbeddings(Block):
 
     concurrency_tag: str = Field(default="embeddings-local", description="Prefect concurrency tag.")
     encode_batch_size: int = Field(default=32, ge=1, le=512, description="Texts per forward pass.")
+    worker_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Model worker processes: empty for one per core, 0 to run the model in the batch's thread.",
+    )
 
     _client: EmbeddingClient | None = PrivateAttr(default=None)
 
     def get_client(self) -> EmbeddingClient:
         if self._client is None:
-            self._client = LocalMiniLMClient(batch_size=self.encode_batch_size)
+            self._client = LocalMiniLMClient(batch_size=self.encode_batch_size, worker_processes=self.worker_processes)
         return self._client
 
 

@@ -17,7 +17,8 @@ Drawn here so that every layer agrees on what may be retried::
         │   ├── ProviderServerError
         │   ├── ProviderTimeoutError
         │   ├── ProviderConnectionError
-        │   └── MalformedResponseError  a 2xx body that is not the JSON it should be (truncated, garbled)
+        │   ├── MalformedResponseError  a 2xx body that is not the JSON it should be (truncated, garbled)
+        │   └── ModelWorkerLostError    a local model's worker process died (killed, out of memory)
         └── PermanentProviderError      trying again gives the same answer: 4xx, output that does not parse
             ├── ProviderRequestError
             ├── InvalidProviderOutputError
@@ -123,6 +124,13 @@ class ProviderConnectionError(RetryableProviderError):
 
 class MalformedResponseError(RetryableProviderError):
     pass
+
+
+class ModelWorkerLostError(RetryableProviderError):
+    """A local model's worker process died mid-call; the next call starts a fresh one."""
+
+    def __init__(self, message: str, *, provider: str = "local-minilm") -> None:
+        super().__init__(message, provider=provider)
 
 
 class PermanentProviderError(ProviderError):

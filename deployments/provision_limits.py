@@ -19,7 +19,9 @@ from prefect.client.orchestration import get_client
 
 #: batches of each provider allowed in flight at once (across every flow run and worker)
 DEFAULT_CONCURRENCY: dict[str, int] = {
-    "embeddings-local": 2,  # CPU-bound: one batch per core
+    # CPU-bound, run by one model process per core: two batches per process on the 2-core reference machine,
+    # so a process always has the next batch queued while Prefect records the last (providers/minilm_processes)
+    "embeddings-local": 4,
     "workers-ai": 8,
     "openai-embeddings": 8,
     "parallel": 16,

@@ -46,17 +46,25 @@ def _normalised(rows: object, expected: int, provider: str) -> Vectors:
 
 
 class LocalMiniLMClient:
-    """all-MiniLM-L6-v2 in-process (numpy); the offline default."""
+    """all-MiniLM-L6-v2 on this machine (numpy); the offline default.
 
-    def __init__(self, batch_size: int = 32) -> None:
+    By default the model runs in worker processes, one per core (``providers.minilm_processes`` says why);
+    ``worker_processes=0`` runs it in the calling thread instead (a one-off query, a machine without
+    ``spawn``).  Both give the same vectors.
+    """
+
+    def __init__(self, batch_size: int = 32, worker_processes: int | None = None) -> None:
         from providers.local_minilm import MODEL_ID, MiniLMEncoder
+        from providers.minilm_processes import shared_pool
 
+        if worker_processes is not None and worker_processes < 0:
+            raise ValueError(f"worker_processes must be 0 (in-process) or more, got {worker_processes}")
         self.model_id = MODEL_ID
-        self._encoder = MiniLMEncoder.load()
         self._batch_size = batch_size
+        self._encode = MiniLMEncoder.load().encode if worker_processes == 0 else shared_pool(worker_processes).encode
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        return self._encoder.encode(list(texts), batch_size=self._batch_size)
+        return self._encode(list(texts), batch_size=self._batch_size)
 
 
 class WorkersAIEmbeddingClient:

@@ -22,7 +22,8 @@ configured once at load time and only read afterwards, so one :class:`MiniLMEnco
 
 Parallelism: one batch per core, each on a single BLAS thread (see ``_single_threaded_blas``).  ``encode``
 spreads a multi-batch call over its own pool and runs a single-batch call in the caller's thread; numpy
-releases the GIL in its matmuls and elementwise loops, so concurrent callers overlap.
+releases the GIL in its matmuls and elementwise loops, so concurrent callers overlap.  Bulk actions run this
+encoder in worker processes instead (``providers.minilm_processes``), away from Prefect's threads.
 """
 
 from __future__ import annotations
@@ -427,9 +428,9 @@ def _single_threaded_blas() -> None:
     A batch's matrices are small (a few hundred tokens by 384), and splitting each matmul over the cores costs
     more in synchronisation than it gains: on this project's 2-core reference machine, two batches at a time
     on one BLAS thread each embed 91 texts/s, against 71 for one batch at a time on two BLAS threads.  So the
-    encoder runs one batch per core, from its own pool or from the engine's batch threads (the
-    ``embeddings-local`` limit is one batch per core).  The setting is process-wide (BLAS has no per-thread
-    one), which suits a worker whose numeric work is this model.
+    encoder runs one batch per core, from its own thread pool or, for bulk actions, as one worker process per core
+    (``providers.minilm_processes``).  The setting is process-wide (BLAS has no per-thread one), which suits a
+    process whose numeric work is this model.
     """
     global _BLAS_LIMITS
     with _CACHE_LOCK:
