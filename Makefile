@@ -49,7 +49,9 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen
 	@touch $@
 
+# Prefect creates its home without parents and warns on a fresh checkout otherwise.
 setup: $(VENV)/.synced
+	@mkdir -p "$(PREFECT_HOME)"
 
 demo: setup
 	$(RUN) -m deployments.demo

@@ -7,7 +7,8 @@ Large id lists are chunked so SQLite's bound-parameter limit never bites.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -131,6 +132,15 @@ class OutcomeCounts:
     @property
     def failure_ratio(self) -> float:
         return self.failed / self.processed if self.processed else 0.0
+
+    def changed_by(self, changes: Mapping[str, int]) -> OutcomeCounts:
+        """These counts after outcomes moved between statuses (``record_results``' return value)."""
+        return OutcomeCounts(
+            total=self.total,
+            succeeded=self.succeeded + changes.get(OutcomeStatus.SUCCEEDED.value, 0),
+            skipped=self.skipped + changes.get(OutcomeStatus.SKIPPED.value, 0),
+            failed=self.failed + changes.get(OutcomeStatus.FAILED.value, 0),
+        )
 
 
 def create_bulk_action(
@@ -283,12 +293,38 @@ _OUTCOME_UPDATE = (
     )
 )
 
+#: the current statuses of some companies' outcomes in one bulk action (read before ``_OUTCOME_UPDATE``)
+_OUTCOME_STATUSES = select(_outcomes.c.company_id, _outcomes.c.status).where(
+    _outcomes.c.bulk_action_id == bindparam("key_action"),
+    _outcomes.c.company_id.in_(bindparam("key_companies", expanding=True)),
+)
 
-def record_results(session: Session, bulk_action_id: int, action: str, results: Iterable[CompanyResult]) -> None:
-    """Write each company's outcome; failures become (or refresh) dead jobs."""
+
+def record_results(
+    session: Session, bulk_action_id: int, action: str, results: Iterable[CompanyResult]
+) -> dict[str, int]:
+    """Write each company's outcome; failures become (or refresh) dead jobs.
+
+    Returns how the action's outcome counts changed, status value → companies gained (negative: lost), read
+    from the rows being replaced in this transaction, so a running action keeps its progress counts exact by
+    adding these up instead of recounting every outcome row (``OutcomeCounts.changed_by``).
+    """
     results = list(results)
     if not results:
-        return
+        return {}
+    previous = dict(
+        session.execute(
+            _OUTCOME_STATUSES, {"key_action": bulk_action_id, "key_companies": [r.company_id for r in results]}
+        )
+        .tuples()
+        .all()
+    )
+    changes: Counter[str] = Counter()
+    for r in results:
+        before = previous.get(r.company_id)
+        if before is not None and OutcomeStatus(before) is not r.status:
+            changes[OutcomeStatus(before).value] -= 1
+            changes[r.status.value] += 1
     now = utcnow()
     session.execute(
         _OUTCOME_UPDATE,
@@ -326,6 +362,7 @@ def record_results(session: Session, bulk_action_id: int, action: str, results: 
         keys=("bulk_action_id", "company_id"),
         update_cols=("error_class", "error_message", "retryable", "attempts", "created_at"),
     )
+    return {status: n for status, n in changes.items() if n}
 
 
 def open_dead_jobs(session: Session, bulk_action_id: int | None = None) -> list[DeadJob]:

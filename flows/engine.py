@@ -53,6 +53,7 @@ from core.store import (
     error_summary,
     existing_company_ids,
     find_bulk_action_by_flow_run,
+    outcome_counts,
     record_results,
     set_status,
     write_progress,
@@ -277,6 +278,7 @@ def _run(
     bulk_action_id, company_ids = _open_record(db, request, flow_run_id, tag)
     with db.session() as session:
         set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
+        counts_at_start = outcome_counts(session, bulk_action_id)  # then kept current from the batches' reports
     batches = [tuple(company_ids[i : i + spec.batch_size]) for i in range(0, len(company_ids), spec.batch_size)]
     progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call returns the UUID
         0.0,
@@ -289,6 +291,7 @@ def _run(
         flow_run_id=flow_run_id,
         artifact_id=progress_id,
         total_batches=len(batches),
+        counts=counts_at_start,
         logger=logger,
         cancel_check_seconds=request.cancel_check_seconds,
     )
@@ -310,6 +313,11 @@ def _run(
     cancelled = monitor.cancel_requested
     with db.session() as session:
         counts = write_progress(session, bulk_action_id)
+    if monitor.counts != counts:  # the batches' reported changes should add up to the rows exactly
+        logger.warning(
+            "bulk action %d: progress counted %s, the outcome rows say %s", bulk_action_id, monitor.counts, counts
+        )
+    with db.session() as session:
         summary_errors = error_summary(session, bulk_action_id)
         if cancelled:
             status, reason = BulkActionStatus.CANCELLED, f"flow run cancelled after {tally.finished} batches"
@@ -420,11 +428,15 @@ def _map_batches(
             tally.from_checkpoint += cached
             tally.provider_calls += 0 if cached else report.provider_calls
             tally.errors.update(report.errors)
+            if not cached:  # a checkpointed batch's outcomes were already in the counts at the start
+                monitor.count(report.count_changes)
         else:
             logger.error("batch %s ended %s: %s", future.task_run_id, state.type.value, state.message)
-            tally.errors.update(
-                _record_crashed_batch(db, request.action, bulk_action_id, state, batch_of[future.task_run_id])
+            errors, changes = _record_crashed_batch(
+                db, request.action, bulk_action_id, state, batch_of[future.task_run_id]
             )
+            tally.errors.update(errors)
+            monitor.count(changes)
         del batch_of[future.task_run_id]
         slots.shrink_to(in_flight + len(batches) - next_batch)  # unfinished batches: never fewer slots
         window = max(len(slots), 1)
@@ -450,20 +462,24 @@ def _report_of(state: State[Any]) -> BatchReport:
 
 def _record_crashed_batch(
     db: CompanyDatabase, action: str, bulk_action_id: int, state: State[Any], ids: tuple[int, ...]
-) -> Counter[str]:
-    """A batch task that failed as a whole (our infrastructure, after retries): its companies become dead jobs."""
+) -> tuple[Counter[str], dict[str, int]]:
+    """A batch task that failed as a whole (our infrastructure, after retries): its companies become dead jobs.
+
+    Returns the error classes counted and how the outcome counts changed (empty if the write failed too).
+    """
     try:
         state.result()
         error: BaseException = RuntimeError(f"batch ended {state.type.value}: {state.message}")
     except BaseException as exc:  # noqa: BLE001 - the task's exception is what we record
         error = exc
     results: list[CompanyResult] = [failure(cid, error, attempts=1) for cid in ids]
+    changes: dict[str, int] = {}
     try:
         with db.session() as session:
-            record_results(session, bulk_action_id, action, results)
+            changes = record_results(session, bulk_action_id, action, results)
     except Exception:  # noqa: BLE001 - the database may be what failed; the outcome rows stay 'pending'
         get_run_logger().exception("could not record the failure of a batch of bulk action %d", bulk_action_id)
-    return Counter({type(error).__name__: len(ids)})
+    return Counter({type(error).__name__: len(ids)}), changes
 
 
 # --- hooks: the record follows the flow run even when the engine is not running anymore ---------------------

@@ -7,6 +7,11 @@ the loop tells it how many batches have finished (a non-blocking call) and reads
 the thread writes the counts to the database, moves the progress artifact forward (at most every
 ``artifact_interval`` seconds) and asks the API whether the flow run is being cancelled (every
 ``cancel_check_seconds``).  Requests that arrive while it is busy are coalesced: it always writes the newest.
+
+The counts it writes are the action's outcome counts at the start plus what each batch reported changing
+(``core.store.record_results``), so a progress write is one one-row UPDATE however large the action.  Recounting
+the outcome rows instead cost 2.3 ms per write at 10,000 companies and 29 ms at 100,000 (SQLite, measured), a
+quadratic cost in the action's size; the engine still recounts the rows once, for the final figures.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextvars
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from uuid import UUID
 
 from prefect.artifacts import update_progress_artifact
@@ -22,7 +28,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
 from blocks.database import CompanyDatabase
-from core.store import outcome_counts, store_progress
+from core.store import OutcomeCounts, store_progress
 
 
 def is_cancelling(flow_run_id: str) -> bool:
@@ -43,6 +49,7 @@ class ProgressMonitor:
         flow_run_id: str,
         artifact_id: UUID,
         total_batches: int,
+        counts: OutcomeCounts,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
         cancel_check_seconds: float,
         artifact_interval: float = 1.0,
@@ -59,6 +66,7 @@ class ProgressMonitor:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._finished = 0
+        self._counts = counts
         self._written = -1
         self._artifact_at = 0.0
         self._artifact_percent = -1.0
@@ -83,6 +91,18 @@ class ProgressMonitor:
             self._finished = max(self._finished, finished_batches)
         self._wake.set()
 
+    def count(self, changes: Mapping[str, int]) -> None:
+        """Apply one batch's changes to the outcome counts (``BatchReport.count_changes``); returns at once."""
+        if changes:
+            with self._lock:
+                self._counts = self._counts.changed_by(changes)
+
+    @property
+    def counts(self) -> OutcomeCounts:
+        """The outcome counts as the batches reported them so far."""
+        with self._lock:
+            return self._counts
+
     def check_cancelled(self) -> bool:
         """Ask the API now (used while waiting for slots, before the loop starts)."""
         if not self.cancel_requested:
@@ -90,7 +110,7 @@ class ProgressMonitor:
         return self.cancel_requested
 
     def close(self) -> None:
-        """Stop the thread after it has written what it was asked to write."""
+        """Stop the thread after it has written what it was asked to write (the engine then recounts the rows)."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -113,11 +133,8 @@ class ProgressMonitor:
 
     def _write_progress(self, *, final: bool) -> None:
         with self._lock:
-            finished = self._finished
-        if finished != self._written and not final:  # the engine writes the final counts itself
-            # counted in a read transaction: the writer is held only for the UPDATE, not the count
-            with self._db.read_session() as session:
-                counts = outcome_counts(session, self._bulk_action_id)
+            finished, counts = self._finished, self._counts
+        if finished != self._written:
             with self._db.session() as session:
                 store_progress(session, self._bulk_action_id, counts)
             self._written = finished

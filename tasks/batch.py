@@ -94,6 +94,9 @@ class BatchReport:
     failed: int
     provider_calls: int
     errors: dict[str, int] = field(default_factory=dict)
+    #: how this batch moved the action's outcome counts (``core.store.record_results``); the engine adds these up
+    #: for its progress writes instead of recounting every outcome row
+    count_changes: dict[str, int] = field(default_factory=dict)
 
 
 def failure(company_id: int, error: BaseException, attempts: int) -> CompanyResult:
@@ -175,10 +178,14 @@ def process_batch(
     missing = set(company_ids) - {r.company_id for r in results}
     if missing:
         raise RuntimeError(f"handler for {action} returned no outcome for companies {sorted(missing)}")
-    group_commit.commit(
-        ctx.database.get_engine(),
-        [*ctx.pending_writes, lambda session: record_results(session, bulk_action_id, action, results)],
-    )
+    count_changes: dict[str, int] = {}
+
+    def write_outcomes(session: Session) -> None:
+        # assigned, not accumulated: a failed group commit replays this write in a transaction of its own
+        count_changes.clear()
+        count_changes.update(record_results(session, bulk_action_id, action, results))
+
+    group_commit.commit(ctx.database.get_engine(), [*ctx.pending_writes, write_outcomes])
     errors: dict[str, int] = {}
     for r in results:
         if r.status is OutcomeStatus.FAILED:
@@ -191,4 +198,5 @@ def process_batch(
         failed=sum(r.status is OutcomeStatus.FAILED for r in results),
         provider_calls=ctx.provider_calls,
         errors=errors,
+        count_changes=count_changes,
     )

@@ -123,6 +123,38 @@ def test_results_update_outcomes_and_failures_become_dead_jobs(db: CompanyDataba
         assert record is not None and (record.processed, record.failed) == (3, 1)
 
 
+def test_recorded_results_report_how_the_counts_moved(db: CompanyDatabase) -> None:
+    ids = add_companies(db, 5)
+    with db.session() as session:
+        action_id = create_bulk_action(session, action="generate_embeddings", company_ids=ids, created_by="test").id
+        start = outcome_counts(session, action_id)
+    first = [
+        CompanyResult(ids[0], OutcomeStatus.SUCCEEDED),
+        CompanyResult(ids[1], OutcomeStatus.SUCCEEDED),
+        CompanyResult(ids[2], OutcomeStatus.FAILED, "boom", 1, "X"),
+    ]
+    # a rerun of the same companies: one unchanged, one now skipped, one recovered, plus a fresh one
+    second = [
+        CompanyResult(ids[0], OutcomeStatus.SUCCEEDED),
+        CompanyResult(ids[1], OutcomeStatus.SKIPPED, "unchanged"),
+        CompanyResult(ids[2], OutcomeStatus.SUCCEEDED),
+        CompanyResult(ids[3], OutcomeStatus.FAILED, "boom", 1, "X"),
+    ]
+    with db.session() as session:
+        changes_first = record_results(session, action_id, "generate_embeddings", first)
+    with db.session() as session:
+        changes_second = record_results(session, action_id, "generate_embeddings", second)
+    assert changes_first == {"pending": -3, "succeeded": 2, "failed": 1}
+    # succeeded -1 +1 and failed -1 +1 cancel out: only what moved in total is reported
+    assert changes_second == {"skipped": 1, "pending": -1}
+    with db.read_session() as session:
+        recount = outcome_counts(session, action_id)
+    assert start.changed_by(changes_first).changed_by(changes_second) == recount
+    assert (recount.succeeded, recount.skipped, recount.failed, recount.total) == (2, 1, 1, 5)
+    with db.session() as session:
+        assert record_results(session, action_id, "generate_embeddings", []) == {}
+
+
 def test_status_timestamps(db: CompanyDatabase) -> None:
     ids = add_companies(db, 1)
     with db.session() as session:
