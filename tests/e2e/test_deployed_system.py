@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 from pydantic import SecretStr
@@ -58,6 +59,7 @@ from core.schema import (
     BulkActionOutcome,
     BulkActionStatus,
     Company,
+    CompanyEmbedding,
     CompanyScore,
     DeadJob,
     DeadJobStatus,
@@ -93,10 +95,11 @@ GROQ_TAG, GROQ_SLOTS, GROQ_REQUESTS_PER_MINUTE = "groq-e2e", DEFAULT_CONCURRENCY
 FLOW_RUN_TIMEOUT = 180.0
 
 # The synthetic companies and what each test uses them for (no test depends on another's companies).
-N_COMPANIES = 56
+N_COMPANIES = 68
 CRON = slice(0, 4)  # never enriched: what enrichment-cron finds due (every other company was enriched yesterday)
 SCORE_A, SCORE_B = slice(4, 10), slice(10, 16)  # two scoring actions of 2 batches each
 CRASH = slice(16, 56)  # one enrichment action of 8 batches
+EMBED = slice(56, 68)  # one local embedding action of 2 batches
 
 SANDBOX_BLOCKS = """\
 import json
@@ -807,3 +810,51 @@ def test_a_killed_workers_bulk_action_resumes_from_its_checkpoints(system: Deplo
 def _accepted(sandbox: SandboxServer, provider: str, endpoint: str) -> int:
     endpoints = sandbox.stats(log=False)["providers"][provider]["endpoints"]
     return int(endpoints.get(endpoint, {}).get("accepted", 0))
+
+
+def _spawned_model_processes() -> set[int]:
+    """Processes started by ``multiprocessing``'s spawn (the local model's workers) outside this test process."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"multiprocessing.spawn" in cmdline and parent != os.getpid():
+            found.add(int(entry.name))
+    return found
+
+
+def test_local_embeddings_run_in_model_processes_of_a_workers_flow_run(system: Deployed) -> None:
+    from providers.local_minilm import MODEL_ID, MiniLMEncoder
+
+    db = system.db
+    ids = system.companies(EMBED)
+    before = _spawned_model_processes()
+    flow_run_id = system.deployment_run("generate-embeddings/generate-embeddings", company_ids=ids)
+    system.expect_completed(flow_run_id)
+    record = bulk_action_of(db, flow_run_id)
+    assert record is not None
+    assert (record.status, record.succeeded, record.failed) == (BulkActionStatus.COMPLETED, len(ids), 0)
+    with db.session() as session:
+        stored = {
+            e.company_id: (e.text, np.frombuffer(e.vector, dtype=np.float32))
+            for e in session.scalars(select(CompanyEmbedding).where(CompanyEmbedding.company_id.in_(ids)))
+        }
+    assert sorted(stored) == sorted(ids)
+    # what the worker's model processes computed is what this process's encoder computes for the same texts
+    texts = [stored[cid][0] for cid in ids]
+    expected = MiniLMEncoder.load().encode(texts)
+    got = np.stack([stored[cid][1] for cid in ids])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert set(_models_of(db, ids)) == {MODEL_ID}
+    # the flow run's model processes left with it
+    wait_for(lambda: not (_spawned_model_processes() - before) or None, 30, "the model processes to exit")
+
+
+def _models_of(db: CompanyDatabase, ids: list[int]) -> list[str]:
+    with db.session() as session:
+        return list(session.scalars(select(CompanyEmbedding.model_id).where(CompanyEmbedding.company_id.in_(ids))))
