@@ -97,49 +97,52 @@ def test_a_worker_killed_between_calls_is_replaced(pool: MiniLMProcessPool) -> N
     assert new != old
 
 
+class _CallInFlight:
+    """``pool.encode(texts)`` in a thread of its own, started once the pool's one worker is busy with it."""
+
+    def __init__(self, pool: MiniLMProcessPool, texts: list[str]) -> None:
+        (self.worker,) = pool.worker_pids()
+        self.vectors: object = None
+        self.error: BaseException | None = None
+        busy_from = _cpu_seconds(self.worker)
+        self._thread = threading.Thread(target=self._call, args=(pool, texts))
+        self._thread.start()
+        _wait_until(lambda: _cpu_seconds(self.worker) - busy_from > 0.3, 30, "the worker to be busy encoding")
+
+    def _call(self, pool: MiniLMProcessPool, texts: list[str]) -> None:
+        try:
+            self.vectors = pool.encode(texts)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            self.error = exc
+
+    def join(self) -> None:
+        self._thread.join(timeout=120)
+        assert not self._thread.is_alive()
+
+
+BIG_BATCH = [f"Company number {i} makes things for other companies in country {i % 40}." for i in range(3000)]
+
+
 def test_a_worker_killed_mid_call_is_replaced_and_the_call_still_answers(pool: MiniLMProcessPool) -> None:
     pool.start()
-    (old,) = pool.worker_pids()
-    texts = [f"Company number {i} makes things for other companies in country {i % 40}." for i in range(3000)]
-    busy_from = _cpu_seconds(old)
-    result: dict[str, object] = {}
-    call = threading.Thread(target=lambda: result.update(vectors=pool.encode(texts)))
-    call.start()
-    _wait_until(lambda: _cpu_seconds(old) - busy_from > 0.3, 30, "the worker to be busy encoding")
-    os.kill(old, signal.SIGKILL)
-    call.join(timeout=120)
-    assert not call.is_alive()
-    vectors = result["vectors"]
-    assert isinstance(vectors, np.ndarray) and vectors.shape == (3000, 384)
-    np.testing.assert_allclose(vectors[:5], MiniLMEncoder.load().encode(texts[:5]), atol=1e-6)
-    assert pool.worker_pids() != [old]
+    call = _CallInFlight(pool, BIG_BATCH)
+    os.kill(call.worker, signal.SIGKILL)
+    call.join()
+    assert call.error is None and isinstance(call.vectors, np.ndarray) and call.vectors.shape == (3000, 384)
+    np.testing.assert_allclose(call.vectors[:5], MiniLMEncoder.load().encode(BIG_BATCH[:5]), atol=1e-6)
+    assert pool.worker_pids() != [call.worker]
 
 
 def test_a_worker_lost_on_the_retry_too_is_a_retryable_provider_error(pool: MiniLMProcessPool) -> None:
     pool.start()
-    (first,) = pool.worker_pids()
-    texts = [f"Company number {i} sells services to firms in region {i % 40}." for i in range(3000)]
-    busy_from = _cpu_seconds(first)
-    outcome: dict[str, BaseException] = {}
-
-    def call() -> None:
-        try:
-            pool.encode(texts)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
-            outcome["error"] = exc
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    _wait_until(lambda: _cpu_seconds(first) - busy_from > 0.3, 30, "the first worker to be busy")
-    os.kill(first, signal.SIGKILL)
-    _wait_until(lambda: [pid for pid in pool.worker_pids() if pid != first], 30, "the replacement worker")
-    (second,) = [pid for pid in pool.worker_pids() if pid != first]
+    call = _CallInFlight(pool, BIG_BATCH)
+    os.kill(call.worker, signal.SIGKILL)
+    _wait_until(lambda: [pid for pid in pool.worker_pids() if pid != call.worker], 30, "the replacement worker")
+    (second,) = [pid for pid in pool.worker_pids() if pid != call.worker]
     os.kill(second, signal.SIGKILL)
-    caller.join(timeout=60)
-    assert not caller.is_alive()
-    error = outcome.get("error")
-    assert isinstance(error, ModelWorkerLostError) and isinstance(error, RetryableProviderError)
-    assert error.retryable and error.attempts == 2
+    call.join()
+    assert isinstance(call.error, ModelWorkerLostError) and isinstance(call.error, RetryableProviderError)
+    assert call.error.retryable and call.error.attempts == 2
     assert pool.encode(TEXTS[:1]).shape == (1, 384)  # and the next call starts afresh
 
 
