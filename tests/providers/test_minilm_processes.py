@@ -120,7 +120,7 @@ class _CallInFlight:
         assert not self._thread.is_alive()
 
 
-BIG_BATCH = [f"Company number {i} makes things for other companies in country {i % 40}." for i in range(3000)]
+BIG_BATCH = [f"Company number {i} makes things for other companies in country {i % 40}." for i in range(1000)]
 
 
 def test_a_worker_killed_mid_call_is_replaced_and_the_call_still_answers(pool: MiniLMProcessPool) -> None:
@@ -128,7 +128,7 @@ def test_a_worker_killed_mid_call_is_replaced_and_the_call_still_answers(pool: M
     call = _CallInFlight(pool, BIG_BATCH)
     os.kill(call.worker, signal.SIGKILL)
     call.join()
-    assert call.error is None and isinstance(call.vectors, np.ndarray) and call.vectors.shape == (3000, 384)
+    assert call.error is None and isinstance(call.vectors, np.ndarray) and call.vectors.shape == (1000, 384)
     np.testing.assert_allclose(call.vectors[:5], MiniLMEncoder.load().encode(BIG_BATCH[:5]), atol=1e-6)
     assert pool.worker_pids() != [call.worker]
 
