@@ -313,11 +313,10 @@ def _run(
     cancelled = monitor.cancel_requested
     with db.session() as session:
         counts = write_progress(session, bulk_action_id)
-    if monitor.counts != counts:  # the batches' reported changes should add up to the rows exactly
-        logger.warning(
-            "bulk action %d: progress counted %s, the outcome rows say %s", bulk_action_id, monitor.counts, counts
-        )
-    with db.session() as session:
+        if monitor.counts != counts:  # the batches' reported changes should add up to the rows exactly
+            logger.warning(
+                "bulk action %d: progress counted %s, the outcome rows say %s", bulk_action_id, monitor.counts, counts
+            )
         summary_errors = error_summary(session, bulk_action_id)
         if cancelled:
             status, reason = BulkActionStatus.CANCELLED, f"flow run cancelled after {tally.finished} batches"
