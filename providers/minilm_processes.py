@@ -33,8 +33,6 @@ import numpy.typing as npt
 
 from core.errors import ModelWorkerLostError
 
-PROVIDER = "local-minilm"
-
 #: the encoder of this worker process, loaded by ``_start_worker``
 _worker_encoder = None
 

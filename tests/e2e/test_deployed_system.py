@@ -840,21 +840,15 @@ def test_local_embeddings_run_in_model_processes_of_a_workers_flow_run(system: D
     assert record is not None
     assert (record.status, record.succeeded, record.failed) == (BulkActionStatus.COMPLETED, len(ids), 0)
     with db.session() as session:
-        stored = {
-            e.company_id: (e.text, np.frombuffer(e.vector, dtype=np.float32))
-            for e in session.scalars(select(CompanyEmbedding).where(CompanyEmbedding.company_id.in_(ids)))
-        }
+        rows = session.scalars(select(CompanyEmbedding).where(CompanyEmbedding.company_id.in_(ids))).all()
+        stored = {e.company_id: (e.text, np.frombuffer(e.vector, dtype=np.float32)) for e in rows}
+        models = {e.model_id for e in rows}
     assert sorted(stored) == sorted(ids)
     # what the worker's model processes computed is what this process's encoder computes for the same texts
     texts = [stored[cid][0] for cid in ids]
     expected = MiniLMEncoder.load().encode(texts)
     got = np.stack([stored[cid][1] for cid in ids])
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert set(_models_of(db, ids)) == {MODEL_ID}
+    assert models == {MODEL_ID}
     # the flow run's model processes left with it
     wait_for(lambda: not (_spawned_model_processes() - before) or None, 30, "the model processes to exit")
-
-
-def _models_of(db: CompanyDatabase, ids: list[int]) -> list[str]:
-    with db.session() as session:
-        return list(session.scalars(select(CompanyEmbedding.model_id).where(CompanyEmbedding.company_id.in_(ids))))
