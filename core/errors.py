@@ -8,7 +8,11 @@ Drawn here so that every layer agrees on what may be retried::
     │   ├── EmptyCompanyListError
     │   ├── DuplicateCompanyIdsError
     │   ├── UnknownCompanyIdsError
-    │   └── TooManyCompaniesError
+    │   ├── TooManyCompaniesError
+    │   ├── EmptySelectionError         a selection (filter, another action's outcomes) matched no company
+    │   └── UnknownBulkActionError      a selection names a bulk action that does not exist
+    ├── InvalidInputError               one company's own data is unfit for a provider (empty name, a website that
+    │                                   is not a public http(s) URL): permanent, failed before any provider call
     ├── ConfigurationError              the deployment is not set up (e.g. a provider limit is missing)
     │   └── MissingProviderLimitError
     └── ProviderError                   a provider call went wrong
@@ -157,3 +161,35 @@ class TaskRunFailedError(PermanentProviderError):
 def _preview(ids: list[int], limit: int = 20) -> str:
     shown = ", ".join(str(i) for i in ids[:limit])
     return shown + (f", … (+{len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+class EmptySelectionError(InputError):
+    """A selection matched no company; ``selection`` says what was asked, so the engine can report it and stop."""
+
+    def __init__(self, selection: str) -> None:
+        self.selection = selection
+        super().__init__(f"no company matches the selection: {selection}")
+
+
+class UnknownBulkActionError(InputError):
+    def __init__(self, bulk_action_id: int) -> None:
+        self.bulk_action_id = bulk_action_id
+        super().__init__(f"bulk action {bulk_action_id} does not exist: a selection can only name an existing one")
+
+
+class InvalidInputError(BulkAIError):
+    """One company's data is unfit to send to a provider (``core.company_checks``): an empty name, a website that is
+    not a public http(s) URL, a missing website an action needs.
+
+    Raised per company while an action runs (not a bad request: the other companies go on).  Permanent: the same
+    data fails the same way until someone fixes the company, which is flagged for review.  No provider call was
+    made, so nothing was paid.  The message is the check's reason and never carries secrets.
+    """
+
+    retryable = False
+    #: provider calls made for this company: none
+    attempts = 0
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
