@@ -10,6 +10,8 @@ import numpy.typing as npt
 from prefect.blocks.core import Block
 from pydantic import Field
 
+from blocks.batching import LOCAL_MODEL_CALLS_PER_BATCH, calls_per_batch_field
+
 DIMENSION = 384
 
 
@@ -31,6 +33,8 @@ class InstantEmbeddings(Block):
     _block_type_slug: ClassVar[str] = "bench-instant-embeddings"
 
     concurrency_tag: str = Field(default="bench-instant")
+    #: the local model's default, so the engine runs as it does for a local-model action
+    calls_per_batch: int = calls_per_batch_field(LOCAL_MODEL_CALLS_PER_BATCH)
 
     def get_client(self) -> InstantEmbeddingClient:
         return _CLIENT

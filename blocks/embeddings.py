@@ -12,6 +12,7 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr
 
+from blocks.batching import FAST_API_CALLS_PER_BATCH, LOCAL_MODEL_CALLS_PER_BATCH, calls_per_batch_field
 from providers.embeddings import (
     EmbeddingClient,
     LocalMiniLMClient,
@@ -28,6 +29,7 @@ class LocalMiniLMEmbeddings(Block):
     _block_type_slug: ClassVar[str] = "local-minilm-embeddings"
 
     concurrency_tag: str = Field(default="embeddings-local", description="Prefect concurrency tag.")
+    calls_per_batch: int = calls_per_batch_field(LOCAL_MODEL_CALLS_PER_BATCH)
     encode_batch_size: int = Field(default=32, ge=1, le=512, description="Texts per forward pass.")
     worker_processes: int | None = Field(
         default=None,
@@ -60,6 +62,7 @@ class WorkersAIEmbeddings(Block):
     timeout_seconds: float = Field(default=30.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     concurrency_tag: str = Field(default="workers-ai", description="Prefect concurrency tag.")
+    calls_per_batch: int = calls_per_batch_field(FAST_API_CALLS_PER_BATCH)
 
     _client: EmbeddingClient | None = PrivateAttr(default=None)
 
@@ -93,6 +96,7 @@ class OpenAICompatibleEmbeddings(Block):
     timeout_seconds: float = Field(default=30.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     concurrency_tag: str = Field(default="openai-embeddings", description="Prefect concurrency tag.")
+    calls_per_batch: int = calls_per_batch_field(FAST_API_CALLS_PER_BATCH)
 
     _client: EmbeddingClient | None = PrivateAttr(default=None)
 

@@ -21,6 +21,7 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr
 
+from blocks.batching import PAID_CALLS_PER_BATCH, calls_per_batch_field
 from blocks.storage import DEFAULT_STORAGE
 from providers.http import RetryPolicy
 from providers.parallel import ParallelClient
@@ -60,6 +61,7 @@ class ParallelEnrichment(Block):
     concurrency_tag: str = Field(
         default="parallel", description="Prefect concurrency tag; its limit counts batches of 5 runs."
     )
+    calls_per_batch: int = calls_per_batch_field(PAID_CALLS_PER_BATCH)
     storage_block: str = Field(
         default=DEFAULT_STORAGE,
         description="Filesystem block for companies/{id}/*.json, as <block-type>/<name> "

@@ -15,6 +15,7 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr
 
+from blocks.batching import FAST_API_CALLS_PER_BATCH, PAID_CALLS_PER_BATCH, calls_per_batch_field
 from providers.http import RetryPolicy
 from providers.llm import (
     DEFAULT_ANTHROPIC_MODEL,
@@ -74,6 +75,7 @@ class GroqLLM(Block):
     )
     retries: int = Field(default=2, ge=0, le=10)
     concurrency_tag: str = Field(default="groq", description="Prefect concurrency tag.")
+    calls_per_batch: int = calls_per_batch_field(PAID_CALLS_PER_BATCH)
 
     _client: LLMClient | None = PrivateAttr(default=None)
 
@@ -121,6 +123,7 @@ class AnthropicLLM(Block):
     rate_window_seconds: float = Field(default=60.0, gt=0)
     share_budget: bool = Field(default=True, description="Share the budget through Prefect (window:<tag>).")
     concurrency_tag: str = Field(default="anthropic", description="Prefect concurrency tag.")
+    calls_per_batch: int = calls_per_batch_field(PAID_CALLS_PER_BATCH)
 
     _client: LLMClient | None = PrivateAttr(default=None)
 
@@ -159,6 +162,7 @@ class LocalRulesLLM(Block):
     _description: ClassVar[str] = "Offline keyword rules standing in for an LLM (labelled local-rules-v1)."
 
     concurrency_tag: str = Field(default="llm-local", description="Prefect concurrency tag.")
+    calls_per_batch: int = calls_per_batch_field(FAST_API_CALLS_PER_BATCH)
 
     _client: LLMClient | None = PrivateAttr(default=None)
 

@@ -1,7 +1,10 @@
 """The action catalog: every bulk action, its batch size and the kind of provider it calls.
 
-The batch size is the provider call unit (e.g. 10 texts per embedding request); the concurrency tag comes from
-the provider block chosen at run time, so the same action can run against the local model or a paid API.
+The call size is the provider call unit as the product defines it (10 texts per embedding request, 5 websites,
+3 companies to score); how many calls one checkpointed task run covers is the provider block's
+``calls_per_batch`` (``core.batching``).  The concurrency tag comes from the provider block chosen at run time,
+so the same action can run against the local model or a paid API.  ``website_required`` says whether a company
+without a website is invalid input for the action (``core.company_checks``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from core.errors import UnknownActionError
 @dataclass(frozen=True)
 class ActionSpec:
     name: str
-    batch_size: int
+    call_size: int
     provider_kind: str
     description: str
     default_provider: str
+    website_required: bool = False
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -36,6 +40,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "enrichment",
             "website research through Parallel task runs",
             "parallel-enrichment/default",
+            website_required=True,
         ),
         ActionSpec(
             "score_llm_adoption",
@@ -43,6 +48,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "llm",
             "10-criterion LLM adoption score through an LLM",
             "local-rules-llm/default",
+            website_required=True,  # the rubric judges a company's web presence: no website, nothing to judge
         ),
     )
 }

@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.clean_types import CleanString, CleanText
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -118,20 +120,20 @@ class Company(Base):
     __tablename__ = "companies"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(300))
-    website: Mapped[str | None] = mapped_column(String(500))
-    industry: Mapped[str | None] = mapped_column(String(200))
-    nace_code: Mapped[str | None] = mapped_column(String(16))
-    country: Mapped[str | None] = mapped_column(String(100))
-    activity_description: Mapped[str | None] = mapped_column(Text)
-    ownership_type: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(CleanString(300))
+    website: Mapped[str | None] = mapped_column(CleanString(500))
+    industry: Mapped[str | None] = mapped_column(CleanString(200))
+    nace_code: Mapped[str | None] = mapped_column(CleanString(16))
+    country: Mapped[str | None] = mapped_column(CleanString(100))
+    activity_description: Mapped[str | None] = mapped_column(CleanText)
+    ownership_type: Mapped[str | None] = mapped_column(CleanString(100))
     status: Mapped[CompanyStatus] = mapped_column(_enum(CompanyStatus), default=CompanyStatus.ACTIVE)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     enrichment_status: Mapped[EnrichmentStatus] = mapped_column(_enum(EnrichmentStatus), default=EnrichmentStatus.NEVER)
     enriched_at: Mapped[datetime | None]
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
-    review_reason: Mapped[str | None] = mapped_column(Text)
+    review_reason: Mapped[str | None] = mapped_column(CleanText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -152,7 +154,7 @@ class CompanyEmbedding(Base):
     model_id: Mapped[str] = mapped_column(String(200))
     dimension: Mapped[int] = mapped_column(Integer)
     text_sha256: Mapped[str] = mapped_column(String(64))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(CleanText)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -173,7 +175,7 @@ class BulkAction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     action: Mapped[str] = mapped_column(String(64))
     status: Mapped[BulkActionStatus] = mapped_column(_enum(BulkActionStatus), default=BulkActionStatus.PENDING)
-    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_reason: Mapped[str | None] = mapped_column(CleanText)
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
     succeeded: Mapped[int] = mapped_column(Integer, default=0)
@@ -210,7 +212,7 @@ class BulkActionOutcome(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[OutcomeStatus] = mapped_column(_enum(OutcomeStatus), default=OutcomeStatus.PENDING)
-    detail: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(CleanText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -228,8 +230,8 @@ class DeadJob(Base):
     bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
-    error_class: Mapped[str] = mapped_column(String(200))
-    error_message: Mapped[str] = mapped_column(Text)
+    error_class: Mapped[str] = mapped_column(CleanString(200))
+    error_message: Mapped[str] = mapped_column(CleanText)
     retryable: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[DeadJobStatus] = mapped_column(_enum(DeadJobStatus), default=DeadJobStatus.OPEN)
@@ -262,9 +264,9 @@ class CompanyScore(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
     criterion: Mapped[str] = mapped_column(String(64))
-    level: Mapped[str | None] = mapped_column(String(16))
+    level: Mapped[str | None] = mapped_column(CleanString(16))
     score: Mapped[int] = mapped_column(Integer)
-    reasoning: Mapped[str | None] = mapped_column(Text)
+    reasoning: Mapped[str | None] = mapped_column(CleanText)
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(200))
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -279,3 +281,29 @@ class CompanyScore(Base):
         Index("ix_company_scores_criterion_score", "criterion", "score"),
         Index("ix_company_scores_bulk_action", "bulk_action_id"),
     )
+
+
+class BulkActionShard(Base):
+    """One shard of a bulk action spread over several flow runs (``shards > 1``).
+
+    A shard owns a contiguous range of the action's batches.  Its row says which flow run drives it now (a
+    rerun takes it over), how it ended and its final counts; the parent flow run waits on these rows, so a
+    shard rerun on its own (after its worker died) is seen by a parent that is still waiting.
+    """
+
+    __tablename__ = "bulk_action_shards"
+
+    bulk_action_id: Mapped[int] = mapped_column(ForeignKey("bulk_actions.id", ondelete="CASCADE"), primary_key=True)
+    shard_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shards: Mapped[int] = mapped_column(Integer)
+    status: Mapped[BulkActionStatus] = mapped_column(_enum(BulkActionStatus), default=BulkActionStatus.PENDING)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    #: what the shard's last flow run did: provider calls made and batches restored from checkpoints
+    provider_calls: Mapped[int] = mapped_column(Integer, default=0)
+    batches_from_checkpoint: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -77,6 +77,16 @@ def load_companies(session: Session, ids: Sequence[int]) -> list[Company]:
     return [by_id[i] for i in ids if i in by_id]
 
 
+def company_identities(session: Session, ids: Sequence[int]) -> list[tuple[int, str, str | None]]:
+    """(id, name, website) of the companies in ``ids`` that exist: what the input checks read."""
+    found: list[tuple[int, str, str | None]] = []
+    for part in chunked(list(ids)):
+        found.extend(
+            session.execute(select(Company.id, Company.name, Company.website).where(Company.id.in_(part))).tuples()
+        )
+    return found
+
+
 EmbeddingInput = Row[int, str, str | None, str | None, str | None, str | None]
 
 _companies = cast(Table, Company.__table__)
@@ -190,12 +200,29 @@ def bulk_action_company_ids(session: Session, bulk_action_id: int) -> list[int]:
     )
 
 
-def outcome_counts(session: Session, bulk_action_id: int) -> OutcomeCounts:
+def batch_members(session: Session, bulk_action_id: int, start: int, end: int) -> list[tuple[int, OutcomeStatus]]:
+    """The companies at positions ``[start, end)`` of a bulk action, in order, with their outcome so far.
+
+    A batch reads its companies this way (``core.batching``): its task input is the range, never the ids.
+    """
     rows = session.execute(
-        select(BulkActionOutcome.status, func.count())
-        .where(BulkActionOutcome.bulk_action_id == bulk_action_id)
-        .group_by(BulkActionOutcome.status)
-    ).all()
+        select(BulkActionOutcome.company_id, BulkActionOutcome.status)
+        .where(
+            BulkActionOutcome.bulk_action_id == bulk_action_id,
+            BulkActionOutcome.position >= start,
+            BulkActionOutcome.position < end,
+        )
+        .order_by(BulkActionOutcome.position)
+    ).tuples()
+    return [(int(cid), OutcomeStatus(status)) for cid, status in rows]
+
+
+def outcome_counts(session: Session, bulk_action_id: int, positions: tuple[int, int] | None = None) -> OutcomeCounts:
+    """Outcome counts of a bulk action, or of the position range ``positions`` of it (one shard)."""
+    stmt = select(BulkActionOutcome.status, func.count()).where(BulkActionOutcome.bulk_action_id == bulk_action_id)
+    if positions is not None:
+        stmt = stmt.where(BulkActionOutcome.position >= positions[0], BulkActionOutcome.position < positions[1])
+    rows = session.execute(stmt.group_by(BulkActionOutcome.status)).all()
     by_status = {OutcomeStatus(s): int(n) for s, n in rows}
     return OutcomeCounts(
         total=sum(by_status.values()),
@@ -363,6 +390,17 @@ def record_results(
         update_cols=("error_class", "error_message", "retryable", "attempts", "created_at"),
     )
     return {status: n for status, n in changes.items() if n}
+
+
+def flag_for_review(session: Session, reasons: Mapping[int, str]) -> None:
+    """Set ``needs_review`` with its reason on companies (invalid input found before a provider call)."""
+    if reasons:
+        session.execute(
+            update(_companies)
+            .where(_companies.c.id == bindparam("key_company"))
+            .values(needs_review=True, review_reason=bindparam("reason"), updated_at=bindparam("now")),
+            [{"key_company": cid, "reason": reason, "now": utcnow()} for cid, reason in reasons.items()],
+        )
 
 
 def open_dead_jobs(session: Session, bulk_action_id: int | None = None) -> list[DeadJob]:

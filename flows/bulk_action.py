@@ -12,6 +12,7 @@ from typing import Any
 from prefect import Flow, flow
 
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
+from core.selection import Selection
 
 ACTION_FLOWS: dict[str, str] = {
     "generate_embeddings": "flows.generate_embeddings:generate_embeddings",
@@ -30,6 +31,7 @@ def action_flow(action: str) -> Flow[..., Any]:
 @flow(name="bulk-action", validate_parameters=True)
 def bulk_action(
     action: str,
+    selection: Selection | None = None,
     company_ids: list[int] | None = None,
     provider: str | None = None,
     database: str = "default",
@@ -40,8 +42,10 @@ def bulk_action(
     failure_threshold: float = 0.5,
     progress_every: int = 5,
     max_companies: int = DEFAULT_MAX_COMPANIES,
+    dry_run: bool = False,
+    shards: int = 1,
 ) -> Any:
-    """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption) over ``company_ids``.
+    """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption) over a selection.
 
     Args:
         action: the action's name.
@@ -49,6 +53,7 @@ def bulk_action(
         Other arguments: as in each action's flow.
     """
     parameters: dict[str, Any] = {
+        "selection": selection,
         "company_ids": company_ids,
         "database": database,
         "created_by": created_by,
@@ -58,6 +63,8 @@ def bulk_action(
         "failure_threshold": failure_threshold,
         "progress_every": progress_every,
         "max_companies": max_companies,
+        "dry_run": dry_run,
+        "shards": shards,
     }
     if provider:
         parameters["provider"] = provider

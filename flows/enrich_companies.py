@@ -14,7 +14,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import blocks.enrichment  # noqa: F401 - registers the parallel-enrichment block type for load_provider_block
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
-from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
+from core.selection import Selection, selection_of
+from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, DryRunReport, run_bulk_action
 
 DEFAULT_ENRICHMENT_PROVIDER = get_action("enrich_companies").default_provider
 
@@ -27,6 +28,7 @@ DEFAULT_ENRICHMENT_PROVIDER = get_action("enrich_companies").default_provider
     **BULK_ACTION_HOOKS,
 )
 def enrich_companies(
+    selection: Selection | None = None,
     company_ids: list[int] | None = None,
     provider: str = DEFAULT_ENRICHMENT_PROVIDER,
     database: str = "default",
@@ -37,11 +39,17 @@ def enrich_companies(
     progress_every: int = 5,
     max_companies: int = DEFAULT_MAX_COMPANIES,
     takeover: bool = False,
-) -> BulkActionSummary | State[Any]:
+    dry_run: bool = False,
+    shards: int = 1,
+    shard_index: int | None = None,
+) -> BulkActionSummary | DryRunReport | State[Any]:
     """Enrich the companies from their websites: products, ownership, activity, contacts, outreach emails.
 
     Args:
-        company_ids: companies to enrich; leave empty together with ``bulk_action_id`` to resume that action.
+        selection: which companies to enrich: explicit ids, a filter over the company table, or the companies of
+            another bulk action by outcome, plus a limit and an order (see the README).  Leave it empty with
+            ``bulk_action_id`` to resume that action.
+        company_ids: shorthand for ``selection={"ids": [...]}`` (small hand-picked sets).
         provider: enrichment block as ``<block-type>/<name>``, e.g. ``parallel-enrichment/default``.
         database: name of the company-database block.
         created_by: who asked, recorded on the bulk action.
@@ -51,11 +59,14 @@ def enrich_companies(
         progress_every: write progress to the database every this many batches.
         max_companies: refuse selections larger than this.
         takeover: with ``bulk_action_id``, take the action over from a flow run whose process is gone.
+        dry_run: resolve the selection and report its size and a sample; write nothing, call nothing.
+        shards: spread the action over this many child flow runs on the work pool (several workers).
+        shard_index: set by the parent on each child; with ``bulk_action_id`` and ``takeover``, reruns one shard.
     """
     return run_bulk_action(
         BulkActionRequest(
             action="enrich_companies",
-            company_ids=company_ids or [],
+            selection=selection_of(company_ids, selection),
             provider=provider,
             database=database,
             created_by=created_by,
@@ -65,6 +76,9 @@ def enrich_companies(
             progress_every=progress_every,
             max_companies=max_companies,
             takeover=takeover,
+            dry_run=dry_run,
+            shards=shards,
+            shard_index=shard_index,
         )
     )
 

@@ -9,7 +9,8 @@ from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
-from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
+from core.selection import Selection, selection_of
+from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, DryRunReport, run_bulk_action
 
 DEFAULT_EMBEDDING_PROVIDER = get_action("generate_embeddings").default_provider
 
@@ -21,6 +22,7 @@ DEFAULT_EMBEDDING_PROVIDER = get_action("generate_embeddings").default_provider
     **BULK_ACTION_HOOKS,
 )
 def generate_embeddings(
+    selection: Selection | None = None,
     company_ids: list[int] | None = None,
     provider: str = DEFAULT_EMBEDDING_PROVIDER,
     database: str = "default",
@@ -31,11 +33,17 @@ def generate_embeddings(
     progress_every: int = 5,
     max_companies: int = DEFAULT_MAX_COMPANIES,
     takeover: bool = False,
-) -> BulkActionSummary | State[Any]:
+    dry_run: bool = False,
+    shards: int = 1,
+    shard_index: int | None = None,
+) -> BulkActionSummary | DryRunReport | State[Any]:
     """Embed the companies' profile text with the chosen embedding provider block.
 
     Args:
-        company_ids: companies to embed; leave empty together with ``bulk_action_id`` to resume that action.
+        selection: which companies to embed: explicit ids, a filter over the company table, or the companies of
+            another bulk action by outcome, plus a limit and an order (see the README).  Leave it empty with
+            ``bulk_action_id`` to resume that action.
+        company_ids: shorthand for ``selection={"ids": [...]}`` (small hand-picked sets).
         provider: embedding block as ``<block-type>/<name>``, e.g. ``workers-ai-embeddings/default``.
         database: name of the company-database block.
         created_by: who asked, recorded on the bulk action.
@@ -45,11 +53,14 @@ def generate_embeddings(
         progress_every: write progress to the database every this many batches.
         max_companies: refuse selections larger than this.
         takeover: with ``bulk_action_id``, take the action over from a flow run whose process is gone.
+        dry_run: resolve the selection and report its size and a sample; write nothing, call nothing.
+        shards: spread the action over this many child flow runs on the work pool (several workers).
+        shard_index: set by the parent on each child; with ``bulk_action_id`` and ``takeover``, reruns one shard.
     """
     return run_bulk_action(
         BulkActionRequest(
             action="generate_embeddings",
-            company_ids=company_ids or [],
+            selection=selection_of(company_ids, selection),
             provider=provider,
             database=database,
             created_by=created_by,
@@ -59,6 +70,9 @@ def generate_embeddings(
             progress_every=progress_every,
             max_companies=max_companies,
             takeover=takeover,
+            dry_run=dry_run,
+            shards=shards,
+            shard_index=shard_index,
         )
     )
 

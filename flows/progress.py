@@ -20,12 +20,13 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from uuid import UUID
 
 from prefect.artifacts import update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
+from sqlalchemy.orm import Session
 
 from blocks.database import CompanyDatabase
 from core.store import OutcomeCounts, store_progress
@@ -53,8 +54,11 @@ class ProgressMonitor:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
         cancel_check_seconds: float,
         artifact_interval: float = 1.0,
+        write_counts: Callable[[Session, OutcomeCounts], None] | None = None,
     ) -> None:
         self._db = db
+        #: where the counts go: the bulk action record, or a shard's row when the action runs in shards
+        self._write_counts = write_counts or (lambda session, counts: store_progress(session, bulk_action_id, counts))
         self._bulk_action_id = bulk_action_id
         self._flow_run_id = flow_run_id
         self._artifact_id = artifact_id
@@ -136,7 +140,7 @@ class ProgressMonitor:
             finished, counts = self._finished, self._counts
         if finished != self._written:
             with self._db.session() as session:
-                store_progress(session, self._bulk_action_id, counts)
+                self._write_counts(session, counts)
             self._written = finished
         percent = 100.0 * finished / self._total_batches
         due = time.monotonic() - self._artifact_at >= self._artifact_interval

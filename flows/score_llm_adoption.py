@@ -10,7 +10,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import blocks.llm  # noqa: F401 - registers the LLM block types that ``provider`` references
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
-from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, run_bulk_action
+from core.selection import Selection, selection_of
+from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, DryRunReport, run_bulk_action
 from tasks.scoring import load_llm_block
 
 DEFAULT_LLM_PROVIDER = get_action("score_llm_adoption").default_provider
@@ -23,6 +24,7 @@ DEFAULT_LLM_PROVIDER = get_action("score_llm_adoption").default_provider
     **BULK_ACTION_HOOKS,
 )
 def score_llm_adoption(
+    selection: Selection | None = None,
     company_ids: list[int] | None = None,
     provider: str = DEFAULT_LLM_PROVIDER,
     database: str = "default",
@@ -34,11 +36,17 @@ def score_llm_adoption(
     progress_every: int = 5,
     max_companies: int = DEFAULT_MAX_COMPANIES,
     takeover: bool = False,
-) -> BulkActionSummary | State[Any]:
+    dry_run: bool = False,
+    shards: int = 1,
+    shard_index: int | None = None,
+) -> BulkActionSummary | DryRunReport | State[Any]:
     """Score each company's LLM adoption on the ten rubric criteria and store the eleven scores.
 
     Args:
-        company_ids: companies to score; leave empty together with ``bulk_action_id`` to resume that action.
+        selection: which companies to score: explicit ids, a filter over the company table, or the companies of
+            another bulk action by outcome, plus a limit and an order (see the README).  Leave it empty with
+            ``bulk_action_id`` to resume that action.
+        company_ids: shorthand for ``selection={"ids": [...]}`` (small hand-picked sets).
         provider: LLM block as ``<block-type>/<name>``: ``local-rules-llm/default`` (offline keyword rules),
             ``groq-llm/<name>`` or ``anthropic-llm/<name>``.
         database: name of the company-database block.
@@ -50,6 +58,9 @@ def score_llm_adoption(
         progress_every: write progress to the database every this many batches.
         max_companies: refuse selections larger than this.
         takeover: with ``bulk_action_id``, take the action over from a flow run whose process is gone.
+        dry_run: resolve the selection and report its size and a sample; write nothing, call nothing.
+        shards: spread the action over this many child flow runs on the work pool (several workers).
+        shard_index: set by the parent on each child; with ``bulk_action_id`` and ``takeover``, reruns one shard.
     """
     # Build the client first: a provider that cannot be paced (its ``window:<tag>`` limit is missing) stops the
     # run here with a ConfigurationError, before a bulk action is recorded, instead of failing every company.
@@ -59,7 +70,7 @@ def score_llm_adoption(
     return run_bulk_action(
         BulkActionRequest(
             action="score_llm_adoption",
-            company_ids=company_ids or [],
+            selection=selection_of(company_ids, selection),
             provider=provider,
             database=database,
             created_by=created_by,
@@ -69,6 +80,9 @@ def score_llm_adoption(
             progress_every=progress_every,
             max_companies=max_companies,
             takeover=takeover,
+            dry_run=dry_run,
+            shards=shards,
+            shard_index=shard_index,
             options={"rescore": rescore},
         )
     )

@@ -1,10 +1,13 @@
 """The one batch task every bulk action maps over, and the isolation of bad companies.
 
-A batch is the provider call unit of an action (10 texts to embed, 5 websites, 3 companies to score).  The task
-is a checkpoint: its result is persisted and cached on ``INPUTS + TASK_SOURCE``, and its inputs are plain values
-(block references, never clients) that include the bulk action id, so rerunning the same bulk action after a
-crash skips every batch that had completed without calling the provider again, while a new bulk action over the
-same companies does real work.
+A batch is one task run: a range of the action's outcome positions (``core.batching``), processed in provider
+calls of the action's call unit (10 texts to embed, 5 websites, 3 companies to score).  The task is a
+checkpoint: its result is persisted and cached on ``INPUTS + TASK_SOURCE``, and its inputs are plain values
+(block references, never clients; a position range, never ids) that include the bulk action id, so rerunning
+the same bulk action after a crash skips every batch that had completed without calling the provider again,
+while a new bulk action over the same companies does real work.  Inside a batch, each call commits its
+outcomes before the next starts and only pending companies are sent, so a batch that dies half-way resumes
+without paying again for the calls it had finished.
 
 Retries have one owner per layer (see ``core.errors``): provider clients retry transient provider errors; this
 module isolates the company that still fails by retrying the batch company by company, so one poison company
@@ -15,6 +18,7 @@ becomes one dead job and never sinks its neighbours; Prefect's task retries cove
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +33,12 @@ from sqlalchemy.orm import Session
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database
 from core import group_commit
+from core.batching import calls_of
+from core.catalog import get_action
+from core.company_checks import check_company
+from core.errors import InvalidInputError
 from core.schema import OutcomeStatus
-from core.store import CompanyResult, record_results
+from core.store import CompanyResult, batch_members, company_identities, flag_for_review, record_results
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DBAPIError, ConnectionError)
 
@@ -85,14 +93,17 @@ def get_handler(action: str) -> Handler:
 
 @dataclass(frozen=True)
 class BatchReport:
-    """What a batch returns (and what its checkpoint holds)."""
+    """What a batch returns (and what its checkpoint holds): counts only, never the companies' ids."""
 
     batch_index: int
-    company_ids: tuple[int, ...]
+    companies: int
     succeeded: int
     skipped: int
     failed: int
     provider_calls: int
+    #: companies whose outcome a previous attempt of this batch had already recorded (a resumed batch)
+    already_done: int = 0
+    invalid_input: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     #: how this batch moved the action's outcome counts (``core.store.record_results``); the engine adds these up
     #: for its progress writes instead of recounting every outcome row
@@ -161,12 +172,19 @@ def process_batch(
     action: str,
     bulk_action_id: int,
     batch_index: int,
-    company_ids: tuple[int, ...],
+    positions: tuple[int, int],
+    call_size: int,
     database: str,
     provider: str,
     options: dict[str, Any],
 ) -> BatchReport:
-    """Process one batch of one bulk action and record every company's outcome."""
+    """Process the companies at ``positions`` of one bulk action, ``call_size`` per provider call.
+
+    Only companies whose outcome is still pending are processed: a batch that died half-way (its process
+    killed, or the database lost before Prefect's retry) never sends a company it had finished to the provider
+    again.  Companies that fail the input checks fail without a provider call and are flagged for review.
+    Each call's results commit with their outcomes before the next call starts.
+    """
     ctx = BatchContext(
         action=action,
         bulk_action_id=bulk_action_id,
@@ -174,29 +192,75 @@ def process_batch(
         provider=provider,
         options=options,
     )
-    results = run_isolated(get_handler(action), ctx, company_ids)
-    missing = set(company_ids) - {r.company_id for r in results}
-    if missing:
-        raise RuntimeError(f"handler for {action} returned no outcome for companies {sorted(missing)}")
+    with ctx.database.read_session() as session:
+        members = batch_members(session, bulk_action_id, *positions)
+    pending = [cid for cid, status in members if status is OutcomeStatus.PENDING]
+    tally = _Tally()
+    invalid = _invalid_inputs(ctx, pending)
+    if invalid:
+        results = [invalid_input(cid, reason) for cid, reason in invalid.items()]
+        tally.add(results, _commit(ctx, results, lambda session: flag_for_review(session, invalid)))
+    handler = get_handler(action)
+    for call in calls_of([cid for cid in pending if cid not in invalid], call_size):
+        results = run_isolated(handler, ctx, call)
+        missing = set(call) - {r.company_id for r in results}
+        if missing:
+            raise RuntimeError(f"handler for {action} returned no outcome for companies {sorted(missing)}")
+        tally.add(results, _commit(ctx, results, *ctx.pending_writes))
+        ctx.pending_writes.clear()
+    return BatchReport(
+        batch_index=batch_index,
+        companies=len(members),
+        succeeded=tally.statuses[OutcomeStatus.SUCCEEDED],
+        skipped=tally.statuses[OutcomeStatus.SKIPPED],
+        failed=tally.statuses[OutcomeStatus.FAILED],
+        provider_calls=ctx.provider_calls,
+        already_done=len(members) - len(pending),
+        invalid_input=len(invalid),
+        errors=dict(tally.errors),
+        count_changes={k: v for k, v in tally.count_changes.items() if v},
+    )
+
+
+@dataclass
+class _Tally:
+    statuses: Counter[OutcomeStatus] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    count_changes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, results: Sequence[CompanyResult], count_changes: dict[str, int]) -> None:
+        self.statuses.update(r.status for r in results)
+        self.errors.update(r.error_class or "Error" for r in results if r.status is OutcomeStatus.FAILED)
+        self.count_changes.update(count_changes)
+
+
+def _commit(ctx: BatchContext, results: list[CompanyResult], *writes: Callable[[Session], None]) -> dict[str, int]:
+    """Commit ``writes`` and the results' outcomes in one transaction; returns how the outcome counts moved."""
     count_changes: dict[str, int] = {}
 
     def write_outcomes(session: Session) -> None:
         # assigned, not accumulated: a failed group commit replays this write in a transaction of its own
         count_changes.clear()
-        count_changes.update(record_results(session, bulk_action_id, action, results))
+        count_changes.update(record_results(session, ctx.bulk_action_id, ctx.action, results))
 
-    group_commit.commit(ctx.database.get_engine(), [*ctx.pending_writes, write_outcomes])
-    errors: dict[str, int] = {}
-    for r in results:
-        if r.status is OutcomeStatus.FAILED:
-            errors[r.error_class or "Error"] = errors.get(r.error_class or "Error", 0) + 1
-    return BatchReport(
-        batch_index=batch_index,
-        company_ids=tuple(company_ids),
-        succeeded=sum(r.status is OutcomeStatus.SUCCEEDED for r in results),
-        skipped=sum(r.status is OutcomeStatus.SKIPPED for r in results),
-        failed=sum(r.status is OutcomeStatus.FAILED for r in results),
-        provider_calls=ctx.provider_calls,
-        errors=errors,
-        count_changes=count_changes,
-    )
+    group_commit.commit(ctx.database.get_engine(), [*writes, write_outcomes])
+    return count_changes
+
+
+def _invalid_inputs(ctx: BatchContext, company_ids: Sequence[int]) -> dict[int, str]:
+    """Companies that must not reach a provider, with the reason (``core.company_checks``)."""
+    if not company_ids:
+        return {}
+    website_required = get_action(ctx.action).website_required
+    with ctx.database.read_session() as session:
+        rows = company_identities(session, company_ids)
+    reasons: dict[int, str] = {}
+    for cid, name, website in rows:
+        reason = check_company(name, website if website_required else None, website_required=website_required)
+        if reason is not None:
+            reasons[cid] = reason
+    return reasons
+
+
+def invalid_input(company_id: int, reason: str) -> CompanyResult:
+    return failure(company_id, InvalidInputError(reason), attempts=0)

@@ -30,7 +30,7 @@ def validate(action: str, ids: list[int], maximum: int = 1000) -> None:
 
 def test_valid_request_returns_the_action_spec() -> None:
     spec = validate_request("generate_embeddings", [1, 2, 3], max_companies=10, existing_ids=existing)
-    assert spec == get_action("generate_embeddings") and spec.batch_size == 10
+    assert spec == get_action("generate_embeddings") and spec.call_size == 10
 
 
 def test_unknown_action_lists_the_known_ones() -> None:

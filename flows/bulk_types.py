@@ -1,0 +1,83 @@
+"""The values a bulk action's flow run is asked for and answers with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.catalog import DEFAULT_MAX_COMPANIES
+from core.selection import Selection
+
+
+class BulkActionFailedError(RuntimeError):
+    """Raised at the end of a bulk action whose failures passed its threshold (the flow run ends Failed)."""
+
+
+@dataclass(frozen=True)
+class BulkActionRequest:
+    action: str
+    selection: Selection | None
+    provider: str
+    database: str = "default"
+    created_by: str = "unknown"
+    priority: int = 0
+    bulk_action_id: int | None = None
+    parent_id: int | None = None
+    max_companies: int = DEFAULT_MAX_COMPANIES
+    progress_every: int = 5
+    failure_threshold: float = 0.5
+    cancel_check_seconds: float = 2.0
+    takeover: bool = False
+    dry_run: bool = False
+    shards: int = 1
+    shard_index: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """What a dry run found: the selection's size and a sample; nothing was written."""
+
+    action: str
+    count: int
+    sample: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class BulkActionSummary:
+    bulk_action_id: int
+    action: str
+    status: str
+    total: int
+    succeeded: int
+    skipped: int
+    failed: int
+    batches: int
+    batches_from_checkpoint: int
+    provider_calls: int
+    seconds: float
+    errors: dict[str, int]
+    invalid_input: int = 0
+    shards: int = 1
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = [
+            {"metric": name, "value": getattr(self, name)}
+            for name in (
+                "bulk_action_id",
+                "action",
+                "status",
+                "total",
+                "succeeded",
+                "skipped",
+                "failed",
+                "batches",
+                "batches_from_checkpoint",
+                "provider_calls",
+                "invalid_input",
+                "shards",
+            )
+        ]
+        rows.append({"metric": "seconds", "value": round(self.seconds, 2)})
+        rows.extend({"metric": f"dead jobs: {cls}", "value": n} for cls, n in sorted(self.errors.items()))
+        return rows
