@@ -142,10 +142,17 @@ def open_action(
 def open_shard(
     db: CompanyDatabase, request: BulkActionRequest, spec: ActionSpec, flow_run_id: str, tag: str
 ) -> OpenedAction:
-    """Claim one shard of an existing bulk action for this flow run."""
+    """Claim one shard of an existing bulk action for this flow run.
+
+    A previous owner still shown as running is refused, or, with ``takeover``, crashed only once this run's
+    claim has committed: the parent marks failed a shard whose flow run ended without recording its end, so
+    it must never see the crashed owner while the shard's row still names it.
+    """
     assert request.shard_index is not None
     if request.bulk_action_id is None:
         raise InputError("shard_index needs the bulk_action_id of the action it belongs to")
+    previous: str | None = None
+    what = f"shard {request.shard_index} of bulk action {request.bulk_action_id}"
     with db.session() as session:
         record = _record(session, request)
         _check_shards(record, request.shards)
@@ -154,13 +161,17 @@ def open_shard(
         if shard is None:
             raise InputError(f"bulk action {record.id} has no shard {request.shard_index} of {request.shards}")
         if shard.flow_run_id and shard.flow_run_id != flow_run_id:
-            what = f"shard {shard.shard_index} of bulk action {record.id}"
-            take_over_from(shard.flow_run_id, what, flow_run_id, request.takeover, tag)
+            previous = shard.flow_run_id
+            if not request.takeover:
+                take_over_from(previous, what, flow_run_id, False, tag)  # refuses an owner still running
         set_shard_status(session, record.id, shard.shard_index, shard.status, flow_run_id=flow_run_id)
         if record.status.finished and record.status is not BulkActionStatus.COMPLETED:
             # a shard rerun after the action ended failed or cancelled reopens it; the last shard ends it again
             set_status(session, record.id, BulkActionStatus.RUNNING)
-        return OpenedAction(record.id, plan_of(record, spec), created=False)
+        opened = OpenedAction(record.id, plan_of(record, spec), created=False)
+    if previous is not None and request.takeover:
+        take_over_from(previous, what, flow_run_id, True, tag)
+    return opened
 
 
 def _record(session: Any, request: BulkActionRequest) -> BulkAction:

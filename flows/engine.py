@@ -196,8 +196,13 @@ def _run_batches(
         progress_every=request.progress_every,
         cancel_check_seconds=request.cancel_check_seconds,
     )
+    wanted = len(batch_indices)
+    if shard is not None:
+        # The shards share the provider's limit: a shard that took every free slot would leave its siblings
+        # waiting for its tail (the shards then run one after another), or for its leases to expire if it died.
+        wanted = min(wanted, -(-slots.limit // request.shards))
     with monitor:
-        window = slots.acquire(len(batch_indices), should_stop=monitor.check_cancelled)
+        window = slots.acquire(wanted, should_stop=monitor.check_cancelled)
         logger.info(
             "%s: %s over %d companies in %d batches of %d calls of %d; provider %s (%d of %d %r slots held)",
             what,
