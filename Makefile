@@ -2,6 +2,7 @@
 #   make demo    set up, start a local Prefect server, seed 1,000 companies, run generate_embeddings
 #   make test    set up, lint, type-check and run the whole test suite (real Prefect server, SQLite, PostgreSQL)
 #   make bench   set up and run the benchmarks (writes bench/results/latest.json)
+#   make bench-scale   the million-company scale benchmark (long; merges its keys into latest.json)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -36,10 +37,10 @@ export BULKAI_REPO ?= $(CURDIR)
 WORK_POOL := bulkai-process
 PREFECT := $(VENV)/bin/prefect
 
-.PHONY: help setup demo test lint typecheck pytest bench server server-stop blocks limits sandbox deploy worker serve clean
+.PHONY: help setup demo test lint typecheck pytest bench bench-scale server server-stop blocks limits sandbox deploy worker serve clean
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,6p' Makefile
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -65,11 +66,19 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy core blocks tasks flows deployments providers sandbox
 
+# The tests need PostgreSQL on 127.0.0.1:5432: scripts/ensure-postgres starts the local cluster when it is down.
 pytest: setup
+	scripts/ensure-postgres
 	env -u PREFECT_API_URL $(VENV)/bin/pytest
 
 bench: setup
 	env -u PREFECT_API_URL $(RUN) -m bench
+
+# Not part of `make bench`: 100,000 and 1,000,000 companies on SQLite and 100,000 on PostgreSQL take a while
+# (BENCH_SCALE_SIZES=10000,20000 for a quick run; BENCH_SCALE_POSTGRES_1M=1 adds a million on PostgreSQL).
+bench-scale: setup
+	scripts/ensure-postgres
+	env -u PREFECT_API_URL $(RUN) -m bench scale
 
 server: setup
 	$(RUN) -m deployments.local_server start

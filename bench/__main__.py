@@ -1,13 +1,18 @@
-"""Run every benchmark and write bench/results/latest.json.
+"""Run benchmarks and merge their figures into bench/results/latest.json.
 
-make bench                      # all of them
-python -m bench engine resume   # only some (names: engine, embeddings, resume, scoring, enrichment)
+make bench                      # the default benchmarks (DEFAULT_MODULES)
+make bench-scale                # the scale benchmark alone (a million companies: long; see bench/bench_scale.py)
+python -m bench engine resume   # only some (the names of MODULES)
+
+A run updates the keys it measured and keeps every other key of latest.json as it was; ``measured`` says when
+each key was last measured, so a figure from an older run is never taken for a new one.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import sys
 import time
@@ -15,6 +20,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.environment import prefect_environment, wait_for_quiet_server
 
@@ -23,13 +29,20 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 #: key → (comparison, target): what each figure must reach
 TARGETS: dict[str, tuple[str, float]] = {
     "engine_ms_per_company": ("<=", 2.0),
-    "embed_pipeline_vs_raw": (">=", 0.85),
+    "embed_pipeline_vs_raw": (">=", 0.95),
+    "invalid_input_provider_calls": ("==", 0.0),
     "resume_recomputed_fraction": ("<=", 0.05),
     "resume_provider_calls_for_completed": ("==", 0.0),
     "score_requests_per_min_vs_limit": (">=", 0.9),
     "score_429s": ("==", 0.0),
     "score_peak_window_vs_limit": ("<=", 1.0),
     "enrich_throughput_vs_ideal": (">=", 0.85),
+    "scale_ms_per_company": ("<=", 0.5),
+    "scale_growth_1m_vs_100k": ("<=", 1.3),
+    "scale_peak_rss_mb": ("<=", 1024.0),
+    "scale_task_runs": ("<=", 20_000.0),
+    "shard_duplicate_calls": ("==", 0.0),
+    "shard_workers_used": ("==", 2.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -37,18 +50,70 @@ MODULES = {
     "resume": "bench.bench_resume",
     "scoring": "bench.bench_scoring",
     "enrichment": "bench.bench_enrichment",
+    "invalid_input": "bench.bench_invalid_input",
+    "scale": "bench.bench_scale",
+    "shards": "bench.bench_shards",
 }
+#: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
+DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input"]
 
 
 def _meets(value: float, comparison: str, target: float) -> bool:
     return {"<=": value <= target, ">=": value >= target, "==": value == target}[comparison]
 
 
+def _previous_report() -> dict[str, Any]:
+    """latest.json as the last run left it (empty if there is none or it is unreadable)."""
+    try:
+        report = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _merged_report(
+    results: dict[str, float],
+    measured_now: dict[str, str],
+    timings: dict[str, float],
+    errors: dict[str, str],
+    chosen: list[str],
+) -> dict[str, Any]:
+    """The latest.json on disk now with this run's keys replaced; this run's modules' old errors go, new ones come.
+
+    Read just before writing, so keys another run merged in meanwhile are kept.
+    """
+    previous = _previous_report()
+    old_results = dict(previous.get("results") or {})
+    measured = dict(previous.get("measured") or {})
+    if old_results and not previous.get("measured") and previous.get("when"):
+        measured = dict.fromkeys(old_results, previous["when"])  # a report from before keys carried their time
+    old_errors = {k: v for k, v in (previous.get("errors") or {}).items() if k not in chosen}
+    merged_results = {**old_results, **{k: round(v, 4) for k, v in results.items()}}
+    return {
+        "when": _now(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "results": merged_results,
+        "measured": {**measured, **measured_now},
+        "targets": {k: f"{c} {t}" for k, (c, t) in TARGETS.items()},
+        "seconds": {**(previous.get("seconds") or {}), **timings},
+        "errors": {**old_errors, **errors},
+    }
+
+
 def main(argv: list[str]) -> int:
-    chosen = argv or list(MODULES)
+    chosen = argv or list(DEFAULT_MODULES)
+    unknown = [name for name in chosen if name not in MODULES]
+    if unknown:
+        print(f"unknown benchmark(s) {', '.join(unknown)}; the names are {', '.join(MODULES)}")
+        return 2
     results: dict[str, float] = {}
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
+    measured: dict[str, str] = {}  # key → when the benchmark that measured it finished
     with prefect_environment():
         for name in chosen:
             try:
@@ -60,22 +125,19 @@ def main(argv: list[str]) -> int:
             wait_for_quiet_server()  # each benchmark starts with the server done with the previous one's events
             started = time.perf_counter()
             print(f"running {name} …", flush=True)
+            figures: dict[str, float] = {}
             try:
-                results.update(runner())
+                figures = runner()
             except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
                 traceback.print_exc()
                 errors[name] = f"{type(exc).__name__}: {exc}"
+                partial = getattr(exc, "partial_results", None)  # what it measured before it broke
+                figures = dict(partial) if isinstance(partial, dict) else {}
+            results.update(figures)
+            measured.update(dict.fromkeys(figures, _now()))
             timings[name] = round(time.perf_counter() - started, 1)
-    report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "results": {k: round(v, 4) for k, v in results.items()},
-        "targets": {k: f"{c} {t}" for k, (c, t) in TARGETS.items()},
-        "seconds": timings,
-        "errors": errors,
-    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(_merged_report(results, measured, timings, errors, chosen), indent=2) + "\n")
     print(f"\n{'key':40s} {'value':>12s}  target     ok")
     failed = 0
     for key, value in results.items():
@@ -88,7 +150,7 @@ def main(argv: list[str]) -> int:
             print(f"{key:40s} {value:12.4f}")
     for name, error in errors.items():
         print(f"{name}: FAILED ({error})")
-    print(f"\nwritten to {RESULTS}")
+    print(f"\nmerged into {RESULTS}")
     return 1 if failed or errors else 0
 
 

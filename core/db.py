@@ -61,7 +61,11 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             # SQLAlchemy's default of 5 the rest were opened and closed (pragmas and all) for every batch
             kwargs.update(pool_size=20, max_overflow=20)
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # prepare_threshold=None: no server-side prepared statements.  psycopg prepares a query after its fifth
+        # run, and PostgreSQL then settles on a generic plan picked while an action's tables were small: the
+        # batch's embedding read scanned every vector of the model and the outcome read every row of the
+        # action, a cost per call that grew with the action (measured at 20,000 companies).
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"prepare_threshold": None})
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
