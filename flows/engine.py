@@ -44,6 +44,7 @@ from flows.bulk_record import OpenedAction, as_started, open_action, open_shard,
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary, DryRunReport
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
+from flows.shards import combined_shard_end, run_parent
 
 MAX_SHARDS = 64
 
@@ -70,8 +71,6 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
     tag = str(block.concurrency_tag)
     flow_run_id = str(current_flow_run.id)
     if request.shards > 1 and request.shard_index is None:
-        from flows.shards import run_parent
-
         with get_client(sync_client=True) as client:
             provider_limit(client, tag)  # a missing limit stops the parent before anything is written
         try:
@@ -266,8 +265,6 @@ def _end_shard(
 
 def _finish_if_orphaned(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int) -> None:
     """A shard rerun on its own after its parent died ends the action when it is the last shard to finish."""
-    from flows.shards import combined_shard_end
-
     with db.read_session() as session:
         record = session.get(BulkAction, bulk_action_id)
         rows = shard_rows(session, bulk_action_id)

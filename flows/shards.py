@@ -20,13 +20,13 @@ from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.deployments import run_deployment
 from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_flow_run
-from prefect.states import Cancelling
+from prefect.states import Cancelled, Cancelling
 
 from blocks.database import CompanyDatabase
 from core.schema import BulkActionShard, BulkActionStatus
@@ -129,9 +129,6 @@ def run_parent(
         errors={},
         shards=request.shards,
     )
-    from prefect.artifacts import create_table_artifact
-    from prefect.states import Cancelled
-
     shard_table = [
         {
             "shard": r.shard_index,
