@@ -50,6 +50,22 @@ class BatchPlan:
         return self.positions(batches.start)[0], self.positions(batches.stop - 1)[1]
 
 
+ROUNDS_PER_SLOT = 4
+"""A small action is cut so every provider slot gets at least this many batches (see ``balanced_calls_per_batch``)."""
+
+
+def balanced_calls_per_batch(total: int, call_size: int, configured: int, slots: int) -> int:
+    """The provider block's ``calls_per_batch``, lowered for an action too small to keep every slot busy.
+
+    With big batches a small action has few of them, and its last round leaves slots idle while one or two
+    batches finish (2,000 embeddings in batches of 200 over 4 slots: rounds of 4, 4 and 2).  Cutting the action
+    into at least ``ROUNDS_PER_SLOT`` batches per slot shortens that tail to a quarter of a batch's time per
+    slot; a large action keeps the configured size, so a million companies still make few task runs.
+    """
+    calls = -(-total // call_size)
+    return max(1, min(configured, -(-calls // (max(1, slots) * ROUNDS_PER_SLOT))))
+
+
 def calls_of(items: list[int], call_size: int) -> list[list[int]]:
     """``items`` cut into provider calls of ``call_size``."""
     return [items[i : i + call_size] for i in range(0, len(items), call_size)]

@@ -27,7 +27,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 
 from blocks.database import CompanyDatabase
-from core.batching import BatchPlan
+from core.batching import BatchPlan, balanced_calls_per_batch
 from core.catalog import ActionSpec
 from core.errors import InputError
 from core.schema import BulkAction, BulkActionStatus
@@ -95,8 +95,13 @@ def open_action(
     flow_run_id: str,
     tag: str,
     calls_per_batch: int,
+    slots: int,
 ) -> OpenedAction:
-    """Find or create the bulk action record driven by this flow run (not a shard: see ``open_shard``)."""
+    """Find or create the bulk action record driven by this flow run (not a shard: see ``open_shard``).
+
+    ``calls_per_batch`` is the provider block's; a new action small for the provider's ``slots`` is cut finer
+    (``balanced_calls_per_batch``), and the size chosen is stored so a rerun rebuilds the same batches.
+    """
     with db.session() as session:
         record = find_bulk_action_by_flow_run(session, flow_run_id)
         if record is None and request.bulk_action_id is not None:
@@ -134,6 +139,8 @@ def open_action(
         )
         # an empty selection raises here, and the transaction leaves no record behind
         record.total = resolve_into_outcomes(session, record.id, request.selection, max_companies=request.max_companies)
+        balanced = balanced_calls_per_batch(record.total, spec.call_size, calls_per_batch, slots)
+        record.parameters = {**(record.parameters or {}), "calls_per_batch": balanced}
         if request.shards > 1:
             ensure_shards(session, record.id, request.shards)
         return OpenedAction(record.id, plan_of(record, spec), created=True)

@@ -72,9 +72,9 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
     flow_run_id = str(current_flow_run.id)
     if request.shards > 1 and request.shard_index is None:
         with get_client(sync_client=True) as client:
-            provider_limit(client, tag)  # a missing limit stops the parent before anything is written
+            limit = provider_limit(client, tag)  # a missing limit stops the parent before anything is written
         try:
-            opened = open_action(db, request, spec, flow_run_id, tag, _calls_per_batch(block))
+            opened = open_action(db, request, spec, flow_run_id, tag, _calls_per_batch(block), limit)
         except EmptySelectionError as error:
             return _nothing_selected(error)
         return run_parent(request, db, opened, flow_run_id, tag, started)
@@ -84,7 +84,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
             opened = open_shard(db, request, spec, flow_run_id, tag)
         else:
             try:
-                opened = open_action(db, request, spec, flow_run_id, tag, _calls_per_batch(block))
+                opened = open_action(db, request, spec, flow_run_id, tag, _calls_per_batch(block), slots.limit)
             except EmptySelectionError as error:
                 return _nothing_selected(error)
         return _run_batches(request, db, opened, slots, flow_run_id, started)

@@ -87,7 +87,7 @@ def test_local_rules_store_eleven_scores_per_company_and_skip_current_ones(
     first = score_llm_adoption(company_ids=ids, database=database_name, created_by="pytest")
     assert isinstance(first, BulkActionSummary)
     assert (first.status, first.succeeded, first.skipped, first.failed) == ("completed", 4, 0, 0)
-    assert first.batches == 1 and first.provider_calls == 40  # local rules: up to 10 calls of 3 per task run
+    assert first.batches == 2 and first.provider_calls == 40  # 2 calls of 3: too few to share a task run over 4 slots
     for company_id in ids:
         rows = scores_of(db, company_id)
         assert_complete_scores(rows, "local-rules", "local-rules-v1", first.bulk_action_id)

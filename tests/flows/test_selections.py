@@ -49,7 +49,8 @@ def test_a_filter_selection_runs_on_exactly_the_matching_companies_in_priority_o
     assert _members(db, summary.bulk_action_id) == list(reversed(chosen))[:10]  # highest priority first, limited
     stored = bulk_action(db, summary.bulk_action_id).parameters or {}
     assert stored["selection"]["filter"]["industries"] == [industry.upper()] and stored["selection"]["limit"] == 10
-    assert (stored["call_size"], stored["calls_per_batch"]) == (10, 20)
+    # one call of 10: the block's 20 calls per task run are cut to 1 for an action this small (balanced_calls_per_batch)
+    assert (stored["call_size"], stored["calls_per_batch"]) == (10, 1)
 
 
 def test_another_actions_failed_companies_are_a_selection(db: CompanyDatabase, database_name: str) -> None:
