@@ -22,6 +22,9 @@ class ActionSpec:
     description: str
     default_provider: str
     website_required: bool = False
+    #: whether companies are checked for fitness before the batch (``core.company_checks``): actions that send
+    #: companies to a provider do; ``update_status`` does not (a company with an empty name can still be deleted)
+    checks_input: bool = True
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -49,6 +52,14 @@ ACTIONS: dict[str, ActionSpec] = {
             "10-criterion LLM adoption score through an LLM",
             "local-rules-llm/default",
             website_required=True,  # the rubric judges a company's web presence: no website, nothing to judge
+        ),
+        ActionSpec(
+            "update_status",
+            50,
+            "database",
+            "set status, priority or needs-review on a selection, with the change history",
+            "local-database-writes/default",
+            checks_input=False,
         ),
     )
 }

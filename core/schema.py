@@ -122,6 +122,10 @@ class Company(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(CleanString(300))
     website: Mapped[str | None] = mapped_column(CleanString(500))
+    #: the website's registrable domain (``acme.co.uk``), the first duplicate-detection key (``core.company_rows``)
+    domain: Mapped[str | None] = mapped_column(String(253))
+    #: the name without its legal form, casefolded and folded: with the country, the second duplicate key
+    name_key: Mapped[str | None] = mapped_column(String(300))
     industry: Mapped[str | None] = mapped_column(CleanString(200))
     nace_code: Mapped[str | None] = mapped_column(CleanString(16))
     country: Mapped[str | None] = mapped_column(CleanString(100))
@@ -141,7 +145,11 @@ class Company(Base):
         back_populates="company", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (Index("ix_companies_enrichment_due", "status", "enrichment_status", "enriched_at"),)
+    __table_args__ = (
+        Index("ix_companies_enrichment_due", "status", "enrichment_status", "enriched_at"),
+        Index("ix_companies_domain", "domain"),
+        Index("ix_companies_name_key", "name_key", "country"),
+    )
 
 
 class CompanyEmbedding(Base):
@@ -307,3 +315,26 @@ class BulkActionShard(Base):
     provider_calls: Mapped[int] = mapped_column(Integer, default=0)
     batches_from_checkpoint: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CompanyHistory(Base):
+    """One changed field of one company: what it was, what it became, which bulk action changed it and when.
+
+    Written in the transaction of the change itself (``core.history``), so a change without its history row
+    cannot exist; rollback reads it backwards.  Values are stored as text (JSON for non-strings), None as NULL.
+    """
+
+    __tablename__ = "company_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(CleanText)
+    new_value: Mapped[str | None] = mapped_column(CleanText)
+    bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_company_history_company", "company_id", "id"),
+        Index("ix_company_history_bulk_action", "bulk_action_id"),
+    )

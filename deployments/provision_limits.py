@@ -28,6 +28,8 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "groq": 2,
     "anthropic": 4,
     "llm-local": 4,
+    # actions that only write the company database (update_status): SQLite has one writer anyway
+    "database-writes": 2,
 }
 #: requests in any sliding 60-s window: permits held for 60 s after each call (see providers/pacing.py)
 DEFAULT_WINDOW_REQUESTS: dict[str, int] = {"groq": 30, "anthropic": 50}

@@ -3,10 +3,10 @@
     python -m deployments.register_blocks
 
 Saves ``company-database/default`` (SQLite under ./.data unless BULKAI_DATABASE_URL is set),
-``local-minilm-embeddings/default`` and ``local-rules-llm/default``.  Existing documents are left as they are
-(pass ``--overwrite`` to reset them), so secrets an operator entered in the UI are never clobbered.  Blocks for
-paid providers are registered as types only: create their documents in the UI (Blocks → +) or with a few lines of
-Python, as the README shows.
+``local-minilm-embeddings/default``, ``local-rules-llm/default`` and ``local-database-writes/default``.
+Existing documents are left as they are (pass ``--overwrite`` to reset them), so secrets an operator entered in
+the UI are never clobbered.  Blocks for paid providers are registered as types only: create their documents in
+the UI (Blocks → +) or with a few lines of Python, as the README shows.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from blocks.database import CompanyDatabase
 from blocks.embeddings import EMBEDDING_BLOCK_TYPES, LocalMiniLMEmbeddings
 from blocks.enrichment import ENRICHMENT_BLOCK_TYPES
 from blocks.llm import LLM_BLOCK_TYPES, LocalRulesLLM
+from blocks.local_database import LocalDatabaseWrites
 
 BLOCK_TYPES: tuple[type[Block], ...] = (
     CompanyDatabase,
     *EMBEDDING_BLOCK_TYPES,
     *LLM_BLOCK_TYPES,
     *ENRICHMENT_BLOCK_TYPES,
+    LocalDatabaseWrites,
 )
 
 
@@ -37,6 +39,7 @@ def register_blocks(*, overwrite: bool = False, database_url: str | None = None)
         CompanyDatabase(url=database_url) if database_url else CompanyDatabase(),  # type: ignore[arg-type]
         LocalMiniLMEmbeddings(),
         LocalRulesLLM(),
+        LocalDatabaseWrites(),
     ]
     for document in documents:
         slug = document.get_block_type_slug()

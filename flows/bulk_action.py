@@ -7,17 +7,20 @@ written) and then runs that action's own flow as a subflow, so the run shows up 
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from prefect import Flow, flow
 
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
+from core.errors import InputError
 from core.selection import Selection
 
 ACTION_FLOWS: dict[str, str] = {
     "generate_embeddings": "flows.generate_embeddings:generate_embeddings",
     "enrich_companies": "flows.enrich_companies:enrich_companies",
     "score_llm_adoption": "flows.score_llm_adoption:score_llm_adoption",
+    "update_status": "flows.update_status:update_status",
 }
 
 
@@ -44,13 +47,16 @@ def bulk_action(
     max_companies: int = DEFAULT_MAX_COMPANIES,
     dry_run: bool = False,
     shards: int = 1,
+    action_parameters: dict[str, Any] | None = None,
 ) -> Any:
-    """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption) over a selection.
+    """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption, update_status) over a selection.
 
     Args:
         action: the action's name.
         provider: provider block as ``<block-type>/<name>``; empty for the action's default.
-        Other arguments: as in each action's flow.
+        action_parameters: the action's own parameters (``rescore``, ``status``...), as its flow names them.
+        Other arguments: as in each action's flow; those an action does not take (``shards`` for
+            ``update_status``) must be left at their defaults.
     """
     parameters: dict[str, Any] = {
         "selection": selection,
@@ -68,4 +74,17 @@ def bulk_action(
     }
     if provider:
         parameters["provider"] = provider
-    return action_flow(action)(**parameters)
+    target = action_flow(action)
+    accepted = set(inspect.signature(target.fn).parameters)
+    defaults = inspect.signature(bulk_action.fn).parameters
+    unsupported = sorted(
+        name for name, value in parameters.items() if name not in accepted and value != defaults[name].default
+    )
+    if unsupported:
+        raise InputError(f"{action} does not take {', '.join(unsupported)}")
+    own = dict(action_parameters or {})
+    clashing = sorted(set(own) & set(parameters))
+    unknown = sorted(set(own) - accepted)
+    if clashing or unknown:
+        raise InputError(f"action_parameters for {action}: unknown or duplicated {', '.join(clashing + unknown)}")
+    return target(**{k: v for k, v in parameters.items() if k in accepted}, **own)

@@ -82,6 +82,7 @@ HANDLER_MODULES: dict[str, str] = {
     "generate_embeddings": "tasks.embeddings",
     "enrich_companies": "tasks.enrichment",
     "score_llm_adoption": "tasks.scoring",
+    "update_status": "tasks.update_status",
 }
 
 
@@ -249,9 +250,10 @@ def _commit(ctx: BatchContext, results: list[CompanyResult], *writes: Callable[[
 
 def _invalid_inputs(ctx: BatchContext, company_ids: Sequence[int]) -> dict[int, str]:
     """Companies that must not reach a provider, with the reason (``core.company_checks``)."""
-    if not company_ids:
+    spec = get_action(ctx.action)
+    if not company_ids or not spec.checks_input:
         return {}
-    website_required = get_action(ctx.action).website_required
+    website_required = spec.website_required
     with ctx.database.read_session() as session:
         rows = company_identities(session, company_ids)
     reasons: dict[int, str] = {}
