@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core.db import REPO_ROOT, get_engine, migrate, session_scope
+from core.db import REPO_ROOT, get_engine, migrate, rehearsal_scope, session_scope
 
 
 def default_database_url() -> str:
@@ -55,6 +55,12 @@ class CompanyDatabase(Block):
     def read_session(self) -> Iterator[Session]:
         """A transaction that only reads: on SQLite it never queues behind the writers."""
         with session_scope(self.get_engine(), readonly=True) as session:
+            yield session
+
+    @contextmanager
+    def rehearsal_session(self) -> Iterator[Session]:
+        """A read-write transaction that is always rolled back (dry runs; see ``core.db.rehearsal_scope``)."""
+        with rehearsal_scope(self.get_engine()) as session:
             yield session
 
     @property

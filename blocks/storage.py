@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from prefect.blocks.core import Block
 from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
@@ -22,7 +24,7 @@ from prefect.utilities.dispatch import lookup_type
 
 from blocks.loading import load_block
 from core.db import REPO_ROOT
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, InputError
 
 DEFAULT_STORAGE = "local-file-system/bulkai-storage"
 
@@ -62,6 +64,43 @@ def load_storage(reference: str) -> WritableFileSystem:
     # decided once per process, like every block load, so the missing document is not asked for again
     with _fallback_lock:
         return _fallback.setdefault(reference, LocalFileSystem(basepath=str(default_storage_path())))
+
+
+@contextmanager
+def open_file(reference: str, path: str, mode: str = "rb") -> Iterator[BinaryIO]:
+    """``path`` (relative to the storage block's base) opened in binary ``mode``, local or remote alike.
+
+    Reading a file that is not there (or a bucket that does not exist) raises :class:`InputError` naming the
+    storage and the full location looked at; writing creates the parent directories of a local file.
+    """
+    storage = load_storage(reference)
+    where = file_location(reference, path)
+    try:
+        if isinstance(storage, LocalFileSystem):
+            local = storage._resolve_path(path)  # noqa: SLF001 - Prefect's own containment check
+            if "w" in mode:
+                local.parent.mkdir(parents=True, exist_ok=True)
+            handle: Any = open(local, mode)  # noqa: SIM115 - closed below
+        else:
+            remote = cast(RemoteFileSystem, storage)
+            handle = remote.filesystem.open(remote._resolve_path(path), mode)  # noqa: SLF001
+    except FileNotFoundError:
+        raise InputError(f"no file {path!r} in storage {reference!r} (looked at {where})") from None
+    except ValueError as error:  # a path outside the block's base
+        raise InputError(f"{path!r} is not a path inside storage {reference!r}: {error}") from None
+    with handle:
+        yield cast(BinaryIO, handle)
+
+
+def file_location(reference: str, path: str) -> str:
+    """Where ``path`` of a storage block is, as a URL a person can follow (``file:///...``, ``s3://...``)."""
+    storage = load_storage(reference)
+    try:
+        if isinstance(storage, LocalFileSystem):
+            return storage._resolve_path(path).as_uri()  # noqa: SLF001
+        return str(cast(RemoteFileSystem, storage)._resolve_path(path))  # noqa: SLF001
+    except ValueError:
+        return path
 
 
 def write_json(reference: str, path: str, obj: Any) -> str:

@@ -11,7 +11,7 @@ import functools
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,18 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
         return
     with lock, factory.begin() as session:
         yield session
+
+
+@contextmanager
+def rehearsal_scope(engine: Engine) -> Iterator[Session]:
+    """A read-write transaction that is always rolled back: a dry run that must see its own writes (an import's
+    later chunks matching the companies its earlier chunks would insert) and leave nothing behind."""
+    lock = _sqlite_lock(engine)
+    with lock if lock is not None else nullcontext(), _session_factory(engine)() as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def migrate(url: str) -> None:

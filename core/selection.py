@@ -252,6 +252,30 @@ def preview(session: Session, selection: Selection, *, sample_size: int = 10) ->
     return SelectionPreview(count, [row._asdict() for row in session.execute(first)])
 
 
+def selected_companies(session: Session, selection: Selection) -> Select[Any]:
+    """The ids of the selected companies, in the selection's order and limit, as a query to join on.
+
+    For readers that stream the companies (an export) rather than record them: nothing is written.  Explicit
+    ids are checked to exist; another action's companies need that action to exist.
+    """
+    if selection.ids is not None:
+        ids = _limited_ids(selection)
+        _require_known(session, ids)
+        return select(Company.id).where(Company.id.in_(ids)).order_by(Company.id)
+    _require_source_action(session, selection)
+    stmt = _candidates(selection, utcnow(), *[_companies.c[c] for c in _ORDER_SOURCE_COLUMNS])
+    stmt = stmt.order_by(*_ordering(_companies.c, selection.order))
+    return stmt.limit(selection.limit) if selection.limit is not None else stmt
+
+
+def selection_ordering(columns: Any, selection: Selection) -> list[UnaryExpression[Any]]:
+    """The selection's ORDER BY over ``columns`` (e.g. the ``.c`` of a ``selected_companies`` subquery, whose
+    own order a join does not keep)."""
+    if selection.ids is not None:
+        return [columns["id"].asc()]
+    return _ordering(columns, selection.order)
+
+
 # --- explicit ids ------------------------------------------------------------------------------------------
 
 _companies = cast(Table, Company.__table__)
@@ -418,6 +442,10 @@ _ORDER_KEYS: dict[str, tuple[str, bool]] = {
     "updated_at": ("updated_at", False),
     "enriched_at": ("enriched_at", False),
 }
+
+
+#: the columns ``selected_companies`` carries, so its callers can keep the selection's order
+_ORDER_SOURCE_COLUMNS = ("id", "priority", "name", "created_at", "updated_at", "enriched_at")
 
 
 def _order_columns(order: Order) -> list[Any]:

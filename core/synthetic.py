@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from core.dedup_keys import keys_of
 from core.schema import Company, CompanyStatus
 
 __all__ = ["NACE_CODES", "OWNERSHIP_TYPES", "SyntheticCompany", "generate_companies", "seed_companies"]
@@ -1987,6 +1988,7 @@ def seed_companies(
             "ownership_type": c.ownership_type,
             "priority": c.priority,
             "status": CompanyStatus.ACTIVE,
+            **keys_of(c.name, c.website),  # the duplicate keys an import compares (core.dedup_keys)
         }
         for c in generate_companies(n, seed=seed, duplicate_fraction=duplicate_fraction)
     ]
