@@ -80,8 +80,8 @@ class ExportPlan:
 
 def _polars_type(sql_type: Any) -> pl.DataType:
     python_type: Any
-    try:
-        python_type = sql_type.python_type
+    try:  # a TypeDecorator (UTCDateTime, CleanString) says ``object``: its implementation knows
+        python_type = getattr(sql_type, "impl_instance", sql_type).python_type
     except NotImplementedError:
         python_type = str
     if isinstance(python_type, type) and issubclass(python_type, bool):

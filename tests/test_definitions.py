@@ -13,7 +13,8 @@ SPECS = read_deployments()
 
 def test_prefect_yaml_defines_every_action_and_the_three_scheduled_flows() -> None:
     names = {spec.name for spec in SPECS}
-    assert {"generate-embeddings", "enrich-companies", "score-llm-adoption", "bulk-action"} <= names
+    actions = {"generate-embeddings", "enrich-companies", "score-llm-adoption", "update-status", "bulk-action"}
+    assert actions | {"import-companies", "export-companies", "process-file"} <= names
     scheduled = {spec.name for spec in SPECS if spec.schedules}
     assert scheduled == {"enrichment-cron", "dead-job-review", "cleanup"}
     for spec in SPECS:
@@ -31,7 +32,8 @@ def test_entrypoint_is_a_flow_whose_parameters_validate(spec: object) -> None:
     assert isinstance(flow, Flow)
     schema = parameter_schema(flow).model_dump_for_openapi()
     assert schema["type"] == "object"
-    sample = {"action": "generate_embeddings"}  # values for required parameters a form would ask for
+    # values for required parameters a form would ask for
+    sample = {"action": "generate_embeddings", "source": "imports/companies.csv"}
     required = schema.get("required", [])
     parameters = {**{name: sample[name] for name in required}, **spec.parameters}
     flow.validate_parameters(parameters)
