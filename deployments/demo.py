@@ -2,9 +2,11 @@
 
     make demo
 
-Starts (or reuses) the local Prefect server, registers the blocks and provider limits, seeds 1,000 synthetic
-companies into the SQLite company database (once), runs ``generate_embeddings`` over all of them as a flow run
-recorded on the server, and prints a summary and a semantic search.  Then it starts the provider sandbox and
+Starts (or reuses) the local Prefect server, registers the blocks and provider limits, writes 1,000 synthetic
+companies as a CSV file in the local storage block and imports it with ``import_companies`` (validated and
+deduplicated: the file's near-duplicates are found; a second demo run finds every row already there), runs
+``generate_embeddings`` over the import's companies as a flow run recorded on the server, and prints a
+summary and a semantic search.  Then it starts the provider sandbox and
 runs ``enrich_companies`` and ``score_llm_adoption`` over a few companies against it: real HTTP clients, fake
 providers, and every stored result marked as sandbox output.
 """
@@ -31,30 +33,34 @@ def main() -> None:
     from blocks.loading import load_database, load_embedding_block
     from core.schema import Company, CompanyStatus, DeadJob
     from core.search import VectorIndex
-    from core.synthetic import seed_companies
+    from core.selection import Selection
     from deployments.provision_limits import provision_limits
     from deployments.register_blocks import register_blocks
     from flows.engine import BulkActionSummary
     from flows.generate_embeddings import DEFAULT_EMBEDDING_PROVIDER, generate_embeddings
+    from flows.import_companies import import_companies
 
     print("2/6  blocks and provider limits …", flush=True)
     register_blocks()
     provision_limits()
     db: CompanyDatabase = load_database("default")
 
-    print("3/6  company database …", flush=True)
-    with db.session() as session:
-        if session.scalar(select(func.count()).select_from(Company)) == 0:
-            seed_companies(session, 1000)
+    print("3/6  import_companies from a CSV file …", flush=True)
+    source = write_demo_file()
+    imported = import_companies(source=source, created_by="make demo")
+    print(
+        f"     import {imported.bulk_action_id}: {imported.read} rows read, {imported.inserted} inserted, "
+        f"{imported.duplicates} duplicates skipped, {imported.rejected} rejected; {db.safe_url()}"
+    )
     with db.session() as session:
         ids = list(
             session.scalars(select(Company.id).where(Company.status == CompanyStatus.ACTIVE).order_by(Company.id))
         )
-    print(f"     {len(ids)} companies in {db.safe_url()}")
 
     print("4/6  generate_embeddings as a Prefect flow run …", flush=True)
     started = time.perf_counter()
-    summary = generate_embeddings(company_ids=ids, created_by="make demo")
+    selection = Selection.model_validate({"from_action": {"bulk_action_id": imported.bulk_action_id, "outcome": "all"}})
+    summary = generate_embeddings(selection=selection, created_by="make demo")
     elapsed = time.perf_counter() - started
     assert isinstance(summary, BulkActionSummary)
     with db.session() as session:
@@ -87,6 +93,26 @@ def main() -> None:
         f"Run it again: the second run embeds nothing (every text is unchanged).  API: {API_URL}\n"
         "Stop the server with `make server-stop`."
     )
+
+
+def write_demo_file() -> str:
+    """1,000 synthetic companies as a vendor-style CSV in the local storage block; returns its path there."""
+    import csv
+    import io
+
+    from blocks.storage import DEFAULT_STORAGE, open_file
+    from core.synthetic import generate_companies
+
+    path = "imports/demo-companies.csv"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["company_name", "url", "country", "category", "nace", "description", "ownership", "priority"])
+    for c in generate_companies(1000):
+        description, ownership = c.activity_description, c.ownership_type
+        writer.writerow([c.name, c.website, c.country, c.industry, c.nace_code, description, ownership, c.priority])
+    with open_file(DEFAULT_STORAGE, path, "wb") as stream:
+        stream.write(out.getvalue().encode("utf-8"))
+    return path
 
 
 def sandbox_demo(db: CompanyDatabase, ids: list[int]) -> None:
