@@ -1,8 +1,8 @@
 # Every target sets up its own environment from the lock file: a fresh machine needs only python3 (3.11+).
-#   make demo    set up, start a local Prefect server, seed 1,000 companies, run generate_embeddings
+#   make demo    set up, start a local Prefect server, import 1,000 companies from a CSV, run generate_embeddings
 #   make test    set up, lint, type-check and run the whole test suite (real Prefect server, SQLite, PostgreSQL)
 #   make bench   set up and run the benchmarks (writes bench/results/latest.json)
-#   make bench-scale   the million-company scale benchmark (long; merges its keys into latest.json)
+#   make bench-scale   the million-company scale and export benchmarks (long; merge their keys into latest.json)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -74,11 +74,12 @@ pytest: setup
 bench: setup
 	env -u PREFECT_API_URL $(RUN) -m bench
 
-# Not part of `make bench`: 100,000 and 1,000,000 companies on SQLite and 100,000 on PostgreSQL take a while
+# Not part of `make bench`: 100,000 and 1,000,000 companies on SQLite and 100,000 on PostgreSQL, and the export of
+# a million scored companies, take a while
 # (BENCH_SCALE_SIZES=10000,20000 for a quick run; BENCH_SCALE_POSTGRES_1M=1 adds a million on PostgreSQL).
 bench-scale: setup
 	scripts/ensure-postgres
-	env -u PREFECT_API_URL $(RUN) -m bench scale
+	env -u PREFECT_API_URL $(RUN) -m bench scale export
 
 server: setup
 	$(RUN) -m deployments.local_server start

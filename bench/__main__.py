@@ -43,6 +43,15 @@ TARGETS: dict[str, tuple[str, float]] = {
     "scale_task_runs": ("<=", 20_000.0),
     "shard_duplicate_calls": ("==", 0.0),
     "shard_workers_used": ("==", 2.0),
+    "import_rows_per_second": (">=", 20_000.0),
+    "import_vs_bare_insert": (">=", 0.5),
+    "import_peak_rss_mb": ("<=", 500.0),
+    "import_resume_duplicates": ("==", 0.0),
+    "import_dedup_precision": (">=", 0.99),
+    "import_dedup_recall": (">=", 0.98),
+    "export_rows_per_second": (">=", 100_000.0),
+    "export_vs_bare_dump": (">=", 0.8),
+    "export_peak_rss_mb": ("<=", 300.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -53,9 +62,11 @@ MODULES = {
     "invalid_input": "bench.bench_invalid_input",
     "scale": "bench.bench_scale",
     "shards": "bench.bench_shards",
+    "import": "bench.bench_import",
+    "export": "bench.bench_export",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
-DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input"]
+DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input", "import"]
 
 
 def _meets(value: float, comparison: str, target: float) -> bool:
