@@ -50,6 +50,30 @@ def upsert(
     session.execute(_upsert_statement(session.get_bind().dialect.name, table, tuple(keys), tuple(update_cols)), rows)
 
 
+def insert_rows(
+    session: Session, table: Table, constants: Mapping[str, Any], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT many rows that share ``constants``, as one driver executemany.
+
+    For bulk writes of our own values (the outcome rows of a large import): each column's bind processing (enum
+    names, UTC timestamps, ``CleanText``'s cleaning) runs once for a constant and once per value of the varying
+    ``columns``, without SQLAlchemy's per-parameter-set work, which cost three times the insert itself on
+    SQLite (12 against 4 us a row, measured at 100,000 outcome rows).
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [*constants, *columns]
+    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    fixed = [proc(value) if proc else value for proc, value in zip(processors, constants.values(), strict=False)]
+    varying = processors[len(constants) :]
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([marker] * len(names))})"
+    prepared = [(*fixed, *[proc(v) if proc else v for proc, v in zip(varying, row, strict=True)]) for row in rows]
+    connection.exec_driver_sql(sql, prepared)
+
+
 @functools.lru_cache(maxsize=64)
 def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...], update_cols: tuple[str, ...]) -> Any:
     """Built once per table and dialect: building ``excluded`` costs more than executing the statement."""

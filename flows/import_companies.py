@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ from blocks.storage import DEFAULT_STORAGE
 from core.column_mapping import map_columns
 from core.dedup_keys import fill_missing_keys
 from core.errors import InputError
-from core.importer import Mode, UpdateRule
+from core.importer import Mode, PreparedChunk, UpdateRule, prepare_chunk
 from core.schema import BulkAction, BulkActionStatus
 from core.store import create_bulk_action, find_bulk_action_by_flow_run
 from flows.bulk_action import action_flow
@@ -38,7 +39,7 @@ from flows.bulk_record import take_over_from
 from flows.engine import BULK_ACTION_HOOKS
 from flows.import_report import FollowUp, ImportSummary, ImportTally, RejectedFile, report_import
 from flows.import_source import ImportSource, open_source
-from tasks.imports import ChunkJob, ChunkReport, run_chunk, submit_chunk
+from tasks.imports import ChunkJob, ChunkPreparer, ChunkReport, run_chunk, submit_chunk
 
 ACTION = "import_companies"
 
@@ -192,17 +193,28 @@ def _numbered(opened: ImportSource) -> Iterator[tuple[int, list[tuple[int, Any]]
 
 
 def _run_chunks(db: Any, job: ChunkJob, opened: ImportSource, rejected: RejectedFile) -> ImportTally:
-    """Each chunk through the task, the next one read while the last is written."""
+    """Each chunk through the task in file order; the next chunk is read and prepared while one is written."""
     tally = ImportTally()
     progress = create_progress_artifact(0.0, description=f"import {job.import_id}: share of the file read")
-    pending: tuple[int, PrefectFuture[ChunkReport]] | None = None
-    for index, rows, problems in _numbered(opened):
-        if pending is not None and not _collect(db, job, pending[1], tally, rejected, progress, opened):
+    chunks = _numbered(opened)
+    with ChunkPreparer() as preparer:
+
+        def prepare_next() -> tuple[int, Future[PreparedChunk]] | None:
+            for index, rows, problems in chunks:
+                return index, preparer.submit(job.column_map, rows, problems)
+            return None
+
+        current = prepare_next()
+        writing: PrefectFuture[ChunkReport] | None = None
+        while current is not None:
+            index, preparing = current
+            prepared = preparing.result()
+            current = prepare_next()  # the next chunk is prepared in its own process while this one is written
+            if writing is not None and not _collect(db, job, writing, tally, rejected, progress, opened):
+                return tally
+            writing = submit_chunk(job, index, prepared, tally.read, tally.rejected)
+        if writing is not None and not _collect(db, job, writing, tally, rejected, progress, opened):
             return tally
-        future = submit_chunk(job, index, rows, problems, tally.read, tally.rejected)
-        pending = (index, future)
-    if pending is not None:
-        _collect(db, job, pending[1], tally, rejected, progress, opened)
     tally.finish(db, job.import_id)
     return tally
 
@@ -245,7 +257,8 @@ def _rehearse(db: Any, opened: ImportSource, column_map: Any, settings: dict[str
         )
         fill_missing_keys(session)
         for index, rows, problems in _numbered(opened):
-            report = run_chunk(job, session, index, rows, problems, tally.read, tally.rejected)
+            prepared = prepare_chunk(column_map, rows, problems)
+            report = run_chunk(job, session, index, prepared, tally.read, tally.rejected)
             tally.add(report, from_checkpoint=False)
             if not report.applied:
                 tally.stopped = True

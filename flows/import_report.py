@@ -22,7 +22,8 @@ from core.column_mapping import ColumnMap
 from core.file_writer import TableWriter, open_writer
 from core.schema import BulkAction, BulkActionStatus, utcnow
 from flows.action_end import artifact_key
-from tasks.imports import ChunkReport, Rejected
+from core.importer import Rejected
+from tasks.imports import ChunkReport
 
 #: an original value shown in the rejected-rows file is cut to this many characters
 SHOWN_CHARS = 1_000

@@ -1,4 +1,7 @@
-"""The import's checkpointed unit: one chunk of file rows normalised, matched and written in one transaction.
+"""The import's checkpointed unit: one chunk of prepared rows matched and written in one transaction.
+
+Rows are prepared (mapped and normalised, ``core.importer.prepare_chunk``) before the task, by a
+``ChunkPreparer`` that works on the next chunk in a process of its own while this one is written.
 
 The task's cache key is the import's own token and the chunk's index, never the rows: hashing 10,000 rows per
 chunk would cost more than writing them, and the same import reading the same file always cuts the same
@@ -13,7 +16,9 @@ to resolve.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +30,7 @@ from sqlalchemy.orm import Session
 
 from blocks.loading import load_database
 from core.column_mapping import ColumnMap
-from core.company_rows import NormalisedCompany, normalise_row
-from core.importer import Mode, UpdateRule, apply_chunk
-
-#: a rejected row as the rejected-rows file shows it: (row number, reason, the row's original values)
-Rejected = tuple[int, str, dict[str, str | None]]
+from core.importer import Mode, PreparedChunk, Rejected, UpdateRule, apply_chunk, collection_paused, prepare_chunk
 
 
 @dataclass(frozen=True)
@@ -80,39 +81,29 @@ def run_chunk(
     job: ChunkJob,
     session: Session,
     chunk_index: int,
-    rows: Sequence[tuple[int, Mapping[str, str | None]]],
-    problems: Sequence[Rejected],
+    prepared: PreparedChunk,
     read_before: int,
     rejected_before: int,
 ) -> ChunkReport:
-    """Normalise the chunk's rows and write them in ``session``, unless the rejected share would pass the limit.
+    """Write a prepared chunk in ``session``, unless its rejected rows would take the share past the limit.
 
     ``read_before`` and ``rejected_before`` are the rows read and rejected by the chunks before this one, so
     the limit is checked on the whole file so far, before this chunk writes anything.
     """
-    accepted: list[tuple[int, NormalisedCompany]] = []
-    rejected: list[Rejected] = list(problems)
-    for number, row in rows:
-        company = normalise_row(job.column_map.apply(row), number)
-        if isinstance(company, NormalisedCompany):
-            accepted.append((number, company))
-        else:
-            rejected.append((number, company.reason, dict(row)))
-    rejected.sort(key=lambda r: r[0])
-    read = len(rows) + len(problems)
-    total_read, total_rejected = read_before + read, rejected_before + len(rejected)
+    total_read, total_rejected = read_before + prepared.read, rejected_before + len(prepared.rejected)
     if total_read and total_rejected / total_read > job.max_rejected_ratio:
-        return ChunkReport(chunk_index, read, applied=False, rejected=rejected)
-    result = apply_chunk(session, job.import_id, accepted, mode=job.mode, update_fields=job.update_fields)
+        return ChunkReport(chunk_index, prepared.read, applied=False, rejected=prepared.rejected)
+    with collection_paused():
+        result = apply_chunk(session, job.import_id, prepared.accepted, mode=job.mode, update_fields=job.update_fields)
     return ChunkReport(
         chunk_index=chunk_index,
-        read=read,
+        read=prepared.read,
         inserted=result.inserted,
         updated=result.updated,
         duplicates=result.duplicates,
         unchanged=result.unchanged,
         fields_changed=result.fields_changed,
-        rejected=rejected,
+        rejected=prepared.rejected,
     )
 
 
@@ -126,25 +117,48 @@ def run_chunk(
     retry_condition_fn=_is_infrastructure_error,
 )
 def import_chunk(
-    job: ChunkJob,
-    chunk_index: int,
-    rows: Sequence[tuple[int, Mapping[str, str | None]]],
-    problems: Sequence[Rejected],
-    read_before: int,
-    rejected_before: int,
+    job: ChunkJob, chunk_index: int, prepared: PreparedChunk, read_before: int, rejected_before: int
 ) -> ChunkReport:
     """One chunk in one committed transaction: ``run_chunk``, checkpointed."""
     with load_database(job.database).session() as session:
-        return run_chunk(job, session, chunk_index, rows, problems, read_before, rejected_before)
+        return run_chunk(job, session, chunk_index, prepared, read_before, rejected_before)
 
 
 def submit_chunk(
-    job: ChunkJob,
-    chunk_index: int,
-    rows: Sequence[tuple[int, Mapping[str, str | None]]],
-    problems: Sequence[Rejected],
-    read_before: int,
-    rejected_before: int,
+    job: ChunkJob, chunk_index: int, prepared: PreparedChunk, read_before: int, rejected_before: int
 ) -> Any:
-    """``import_chunk.submit`` with the rows and problems quoted (see the module docstring)."""
-    return import_chunk.submit(job, chunk_index, quote(rows), quote(problems), read_before, rejected_before)
+    """``import_chunk.submit`` with the prepared rows quoted (see the module docstring)."""
+    # Prefect unwraps ``quote`` before calling the task; its stubs do not know that
+    return import_chunk.submit(job, chunk_index, quote(prepared), read_before, rejected_before)  # type: ignore[call-overload]
+
+
+class ChunkPreparer:
+    """Prepares the next chunk (``core.importer.prepare_chunk``) in a process of its own while this one is written.
+
+    Normalising a row (its website parsed, its domain, country and name key) costs about as much CPU as
+    matching and writing it, so on two cores the two halves overlap.  The first chunk is prepared in this
+    process: a file of one chunk never pays for starting another interpreter.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._chunks = 0
+
+    def __enter__(self) -> ChunkPreparer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(
+        self, column_map: ColumnMap, rows: Sequence[tuple[int, Mapping[str, str | None]]], problems: Sequence[Rejected]
+    ) -> Future[PreparedChunk]:
+        self._chunks += 1
+        if self._chunks == 1:
+            done: Future[PreparedChunk] = Future()
+            done.set_result(prepare_chunk(column_map, rows, problems))
+            return done
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(prepare_chunk, column_map, list(rows), list(problems))
