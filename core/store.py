@@ -65,7 +65,7 @@ def insert_rows(
     connection = session.connection()
     dialect = connection.dialect
     names = [*constants, *columns]
-    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     fixed = [proc(value) if proc else value for proc, value in zip(processors, constants.values(), strict=False)]
     varying = processors[len(constants) :]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"

@@ -64,3 +64,15 @@ def test_a_chunk_applied_twice_inserts_nothing_twice_and_counts_the_same(db: Com
         ).all()
     assert named == 4
     assert sorted(outcomes) == [(n, OutcomeStatus.SUCCEEDED) for n in (1, 2, 3, 4)]
+
+
+def test_outcome_rows_written_in_bulk_read_back_like_any_other(db: CompanyDatabase) -> None:
+    """``insert_rows`` runs each column's own processing: the timestamps and statuses read back as written."""
+    brand = f"bulk{uuid.uuid4().hex[:6]}"
+    import_id = _new_import(db)
+    with db.session() as session:
+        apply_chunk(session, import_id, _rows([{"name": f"{brand} SpA", "website": f"{brand}.it"}]))
+    with db.session() as session:
+        outcome = session.scalars(select(BulkActionOutcome).where(BulkActionOutcome.bulk_action_id == import_id)).one()
+        assert outcome.status is OutcomeStatus.SUCCEEDED and outcome.detail == "inserted"
+        assert outcome.updated_at.tzinfo is not None and outcome.attempts == 1
