@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from core.company_rows import company_domain, country_code, name_key
+from core.company_codes import country_code
+from core.company_domains import company_domain
 from core.errors import InvalidInputError
+from core.name_keys import name_key
 from core.schema import Company
 
 PAGE = 5_000

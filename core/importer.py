@@ -31,14 +31,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, and_, insert, select
+from sqlalchemy import Table, and_, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.column_mapping import ColumnMap
 from core.company_rows import NormalisedCompany, normalise_row
 from core.dedup_keys import match_country
 from core.history import FieldChange, apply_changes
-from core.schema import BulkActionOutcome, Company, CompanyStatus, OutcomeStatus, utcnow
+from core.schema import BulkActionOutcome, Company, CompanyStatus, EnrichmentStatus, OutcomeStatus, utcnow
 from core.store import chunked, insert_rows
 
 Mode = Literal["skip", "update"]
@@ -322,33 +322,53 @@ def _update(
     return wanted
 
 
+#: the columns an import writes for a new company, besides the constants of ``_insert``
+_INSERTED_FIELDS = (
+    "name",
+    "website",
+    "domain",
+    "name_key",
+    "industry",
+    "nace_code",
+    "country",
+    "activity_description",
+    "ownership_type",
+    "priority",
+)
+
+
 def _insert(session: Session, new: Sequence[_Known]) -> None:
+    """Insert the chunk's new companies and give each its id.
+
+    On SQLite, one driver executemany (``core.store.insert_rows``): SQLAlchemy would insert row by row to
+    return ids in order (SQLite has no insert sentinel), and its per-row processing doubles the cost.  SQLite
+    gives a row without an id the largest id plus one, and this transaction is the only writer from its first
+    write to its commit, so the new ids are the last ``len(new)`` ones, in order.  PostgreSQL returns them in
+    order in batches (``sort_by_parameter_order``, with its implicit sentinel).
+    """
     if not new:
         return
-    now = utcnow()
-    rows = [
-        {**k.values, "status": CompanyStatus.ACTIVE, "created_at": now, "updated_at": now, **_defaults(k.values)}
-        for k in new
-    ]
-    # RETURNING in parameter order would make SQLAlchemy insert row by row on SQLite (it has no implicit
-    # sentinel), 4,500 statements a chunk; the rows come back in batches instead, with what identifies them.
-    # New companies of one chunk are unique by domain, and those without a domain by name key and country
-    # (otherwise the matcher would have matched them), so that is the key back to each row.
     table = cast(Table, Company.__table__)
-    stmt = insert(table).returning(table.c.id, table.c.domain, table.c.name_key, table.c.country)
-    by_identity = {_identity(k.values.get("domain"), k.values["name_key"], k.values.get("country")): k for k in new}
-    if len(by_identity) != len(new):
-        raise AssertionError("two new companies of one chunk share a duplicate key")
-    for company_id, domain, key, country in session.execute(stmt, rows):
-        by_identity[_identity(domain, key, country)].company_id = company_id
-
-
-def _identity(domain: str | None, name_key: str, country: str | None) -> tuple[str, ...]:
-    return ("d", domain) if domain else ("n", name_key, country or "")
-
-
-def _defaults(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {} if values.get("priority") is not None else {"priority": 0}
+    now = utcnow()
+    constants = {
+        "status": CompanyStatus.ACTIVE,
+        "enrichment_status": EnrichmentStatus.NEVER,
+        "needs_review": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    rows = [[*(k.values.get(f) for f in _INSERTED_FIELDS[:-1]), k.values.get("priority", 0)] for k in new]
+    if session.get_bind().dialect.name == "sqlite":
+        insert_rows(session, table, constants, _INSERTED_FIELDS, rows)
+        last = int(session.scalar(select(func.max(table.c.id))) or 0)
+        ids: Sequence[int] = range(last - len(new) + 1, last + 1)
+    else:
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = session.scalars(
+            stmt, [{**constants, **dict(zip(_INSERTED_FIELDS, row, strict=True))} for row in rows]
+        ).all()
+    for known, company_id in zip(new, ids, strict=True):
+        known.company_id = company_id
 
 
 def _record_outcomes(

@@ -20,9 +20,9 @@ from sqlalchemy import update
 from blocks.storage import file_location, open_file
 from core.column_mapping import ColumnMap
 from core.file_writer import TableWriter, open_writer
+from core.importer import Rejected
 from core.schema import BulkAction, BulkActionStatus, utcnow
 from flows.action_end import artifact_key
-from core.importer import Rejected
 from tasks.imports import ChunkReport
 
 #: an original value shown in the rejected-rows file is cut to this many characters

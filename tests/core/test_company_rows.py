@@ -7,7 +7,9 @@ import threading
 import pytest
 from cleanco import basename
 
+import core.company_domains as company_domains
 import core.company_rows as company_rows
+import core.name_keys as name_keys
 from core.company_rows import (
     MAX_ACTIVITY_DESCRIPTION_CHARS,
     MAX_CELL_CHARS,
@@ -425,19 +427,19 @@ def test_registrable_domain() -> None:
 
 
 def test_domains_are_offline() -> None:
-    extractor = company_rows._tld_extractor()
+    extractor = company_domains._tld_extractor()
     assert extractor.suffix_list_urls == ()
     assert extractor.include_psl_private_domains is True
 
 
 def test_extractor_is_built_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(company_rows, "_extractor", None)
+    monkeypatch.setattr(company_domains, "_extractor", None)
     built: list[object] = []
     barrier = threading.Barrier(4)
 
     def build() -> None:
         barrier.wait()
-        built.append(company_rows._tld_extractor())
+        built.append(company_domains._tld_extractor())
 
     threads = [threading.Thread(target=build) for _ in range(4)]
     for thread in threads:
@@ -564,7 +566,7 @@ CLEANCO_SAMPLE = [
 
 @pytest.mark.parametrize("name", CLEANCO_SAMPLE)
 def test_name_key_strips_what_cleanco_strips(name: str) -> None:
-    assert name_key(name) == company_rows._fold(basename(name))
+    assert name_key(name) == name_keys._fold(basename(name))
 
 
 def test_dedup_key_by_name_and_country() -> None:
