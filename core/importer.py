@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+import polars as pl
 from sqlalchemy import Table, and_, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -152,6 +153,20 @@ def prepare_chunk(
                 rejected.append((number, company.reason, dict(row)))
     rejected.sort(key=lambda r: r[0])
     return PreparedChunk(read=len(rows) + len(problems), accepted=accepted, rejected=rejected)
+
+
+def prepare_frame(
+    column_map: ColumnMap, frame: pl.DataFrame, row_numbers: Sequence[int], problems: Sequence[Rejected]
+) -> PreparedChunk:
+    """:func:`prepare_chunk` of a chunk as the reader gives it (a frame of strings and its row numbers).
+
+    A frame crosses to another process as Arrow buffers, far cheaper than ten thousand dicts.
+    """
+    columns = [series.to_list() for series in frame.iter_columns()]
+    names = frame.columns
+    numbered = zip(row_numbers, *columns, strict=True)
+    rows = [(number, dict(zip(names, values, strict=True))) for number, *values in numbered]
+    return prepare_chunk(column_map, rows, problems)
 
 
 @dataclass

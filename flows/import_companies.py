@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack
 from typing import Any, Literal
 
+import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import get_run_context
@@ -31,7 +33,7 @@ from blocks.storage import DEFAULT_STORAGE
 from core.column_mapping import map_columns
 from core.dedup_keys import fill_missing_keys
 from core.errors import InputError
-from core.importer import Mode, PreparedChunk, UpdateRule, prepare_chunk
+from core.importer import Mode, PreparedChunk, Rejected, UpdateRule, prepare_frame
 from core.schema import BulkAction, BulkActionStatus
 from core.store import create_bulk_action, find_bulk_action_by_flow_run
 from flows.bulk_action import action_flow
@@ -184,12 +186,11 @@ def _create_record(db: Any, settings: dict[str, Any], flow_run_id: str, created_
         return record.id
 
 
-def _numbered(opened: ImportSource) -> Iterator[tuple[int, list[tuple[int, Any]], list[Any]]]:
-    """(chunk index, (row number, row) pairs, problem rows) for every chunk of the file."""
+def _numbered(opened: ImportSource) -> Iterator[tuple[int, pl.DataFrame, list[int], list[Rejected]]]:
+    """(chunk index, its rows as a frame, their row numbers, its problem rows) for every chunk of the file."""
     for chunk in opened.chunks():
-        numbered = list(zip(chunk.row_numbers.to_list(), chunk.rows, strict=True))
         problems = [(p.row_number, p.reason, dict(p.values)) for p in chunk.problems]
-        yield chunk.index, numbered, problems
+        yield chunk.index, chunk.frame, chunk.row_numbers.to_list(), problems
 
 
 def _run_chunks(db: Any, job: ChunkJob, opened: ImportSource, rejected: RejectedFile) -> ImportTally:
@@ -198,18 +199,23 @@ def _run_chunks(db: Any, job: ChunkJob, opened: ImportSource, rejected: Rejected
     progress = create_progress_artifact(0.0, description=f"import {job.import_id}: share of the file read")
     chunks = _numbered(opened)
     with ChunkPreparer() as preparer:
+        ahead: deque[tuple[int, Future[PreparedChunk]]] = deque()
 
-        def prepare_next() -> tuple[int, Future[PreparedChunk]] | None:
-            for index, rows, problems in chunks:
-                return index, preparer.submit(job.column_map, rows, problems)
-            return None
+        def read_ahead() -> None:
+            """Read chunks and start preparing them until ``preparer.workers`` are on their way."""
+            while len(ahead) < preparer.workers:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                index, frame, numbers, problems = chunk
+                ahead.append((index, preparer.submit(job.column_map, frame, numbers, problems)))
 
-        current = prepare_next()
+        read_ahead()
         writing: PrefectFuture[ChunkReport] | None = None
-        while current is not None:
-            index, preparing = current
+        while ahead:
+            index, preparing = ahead.popleft()
             prepared = preparing.result()
-            current = prepare_next()  # the next chunk is prepared in its own process while this one is written
+            read_ahead()  # the next chunks are prepared in processes of their own while this one is written
             if writing is not None and not _collect(db, job, writing, tally, rejected, progress, opened):
                 return tally
             writing = submit_chunk(job, index, prepared, tally.read, tally.rejected)
@@ -256,8 +262,8 @@ def _rehearse(db: Any, opened: ImportSource, column_map: Any, settings: dict[str
             max_rejected_ratio=settings["max_rejected_ratio"],
         )
         fill_missing_keys(session)
-        for index, rows, problems in _numbered(opened):
-            prepared = prepare_chunk(column_map, rows, problems)
+        for index, frame, numbers, problems in _numbered(opened):
+            prepared = prepare_frame(column_map, frame, numbers, problems)
             report = run_chunk(job, session, index, prepared, tally.read, tally.rejected)
             tally.add(report, from_checkpoint=False)
             if not report.applied:
