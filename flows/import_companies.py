@@ -236,7 +236,8 @@ def _collect(
 ) -> bool:
     """Add a finished chunk to the tally; False when the import must stop there."""
     report = future.result()
-    tally.add(report, from_checkpoint=False)
+    state = future.state
+    tally.add(report, from_checkpoint=state.name == "Cached")  # a chunk a run before this one had written
     rejected.write(report.rejected)
     if not report.applied:
         tally.stop(db, job.import_id, job.max_rejected_ratio)

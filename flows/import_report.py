@@ -54,11 +54,13 @@ class ImportTally:
     rejected: int = 0
     fields_changed: int = 0
     chunks: int = 0
+    chunks_from_checkpoint: int = 0
     stopped: bool = False
     reason: str | None = None
 
     def add(self, report: ChunkReport, from_checkpoint: bool) -> None:
         self.chunks += 1
+        self.chunks_from_checkpoint += from_checkpoint
         self.read += report.read
         self.rejected += len(report.rejected)
         self.inserted += report.inserted
@@ -164,6 +166,8 @@ class ImportSummary:
     seconds: float
     dry_run: bool = False
     reason: str | None = None
+    chunks: int = 0
+    chunks_from_checkpoint: int = 0
     follow_ups: list[Any] = field(default_factory=list)
 
 
@@ -196,6 +200,8 @@ def report_import(
         seconds=round(time.perf_counter() - started, 3),
         dry_run=dry_run,
         reason=tally.reason,
+        chunks=tally.chunks,
+        chunks_from_checkpoint=tally.chunks_from_checkpoint,
         follow_ups=follow_ups,
     )
     what = "would be" if dry_run else "were"
@@ -206,6 +212,7 @@ def report_import(
         {"metric": "duplicates skipped", "value": tally.duplicates},
         {"metric": "duplicates already up to date", "value": tally.unchanged},
         {"metric": "rows rejected", "value": tally.rejected},
+        {"metric": "chunks (from checkpoints)", "value": f"{tally.chunks} ({tally.chunks_from_checkpoint})"},
         {"metric": "columns not imported", "value": ", ".join(column_map.unmapped) or "none"},
         {"metric": "columns imported", "value": ", ".join(f"{c} → {f}" for c, f in column_map.fields.items())},
         {"metric": "status", "value": status + (f": {tally.reason}" if tally.reason else "")},

@@ -194,6 +194,7 @@ def test_a_rerun_of_the_same_import_comes_from_its_checkpoints_and_duplicates_no
     first = import_companies(source=source, database=database_name, chunk_rows=100)
     again = import_companies(source=source, database=database_name, bulk_action_id=first.bulk_action_id)
     assert again.bulk_action_id == first.bulk_action_id
+    assert (first.chunks, first.chunks_from_checkpoint, again.chunks_from_checkpoint) == (3, 0, 3)
     assert (
         (again.read, again.inserted, again.duplicates)
         == (first.read, first.inserted, first.duplicates)
