@@ -1,7 +1,7 @@
 """The import: throughput against a bare load, memory, a kill and a rerun, and the quality of duplicate detection.
 
 * ``import_rows_per_second``: a 100,000-row CSV.gz (10% in-file duplicates, 5% invalid rows,
-  ``bench/import_files.py``) imported into a SQLite database that already holds 100,000 companies, by
+  ``bench/import_files.py``) imported into a SQLite database of its own that holds 100,000 companies, by
   ``import_companies`` in a flow-run process of its own (``bench/subprocess_flow.py``), over the flow call's
   own wall time.
 * ``import_vs_bare_insert``: a bare load of the same file into a copy of the same database (``pl.read_csv`` and
@@ -21,7 +21,7 @@ import shutil
 import time
 from typing import Any
 
-from bench.environment import WORKDIR, seed
+from bench.environment import WORKDIR
 from bench.import_files import ImportFile, build
 from bench.subprocess_flow import run_flow_process
 
@@ -147,16 +147,29 @@ def _dedup_quality(file: ImportFile) -> tuple[float, float]:
     return precision, recall
 
 
+def _seed_existing(path: str) -> None:
+    """The database the import meets: exactly 100,000 companies with their keys, whatever ran before."""
+    from blocks.loading import load_database
+    from core.synthetic import seed_companies
+
+    _database("bench-import", path)
+    db = load_database("bench-import")
+    with db.session() as session:
+        seed_companies(session, EXISTING, seed=9012)
+    with db.get_engine().connect() as connection:  # everything in the main file before it is copied
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def run() -> dict[str, float]:
-    seed(EXISTING, seed_value=9012)  # the database the import meets: 100,000 companies with their keys
-    default_path = WORKDIR / "home" / "companies.db"
+    import_path = WORKDIR / "import.db"
+    _seed_existing(str(import_path))
     for copy in ("bare.db", "resume.db"):
-        shutil.copyfile(default_path, WORKDIR / copy)
+        shutil.copyfile(import_path, WORKDIR / copy)
     _database("bench-resume", str(WORKDIR / "resume.db"))
 
     file = build(ROWS, duplicate_share=0.10, invalid_share=0.05, seed=9013)
     _put("imports/bench.csv.gz", file.content)
-    setup, call = _import_call("imports/bench.csv.gz", "default")
+    setup, call = _import_call("imports/bench.csv.gz", "bench-import")
     measured = run_flow_process(setup, call, name="import")
     assert measured.result is not None and measured.result["status"] == "completed", measured.result
     result = measured.result

@@ -121,6 +121,20 @@ def country_code(value: str) -> str | None:
     return _country_index().get(key)
 
 
+def country_spellings(value: str) -> list[str]:
+    """``value`` and the other ways a stored country may spell the same country: alpha-2 and English names.
+
+    Imports store alpha-2 codes; rows written another way may hold ``Netherlands``.  A filter on countries
+    matches both, whichever spelling it was given.  An unknown country is returned as given.
+    """
+    code = country_code(value)
+    if code is None:
+        return [value]
+    country = pycountry.countries.get(alpha_2=code)
+    names = [getattr(country, attr, None) for attr in ("name", "common_name")] if country is not None else []
+    return list(dict.fromkeys([value, code, *(n for n in names if n)]))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # NACE Rev. 2
 # ---------------------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, Integer, Select, String, Table, func, inse
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
+from core.company_codes import country_spellings
 from core.errors import (
     DuplicateCompanyIdsError,
     EmptyCompanyListError,
@@ -375,7 +376,9 @@ def _candidates(selection: Selection, now: datetime, *columns: Any) -> Select[An
 def _conditions(spec: CompanyFilter, now: datetime) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Company.status.in_(spec.statuses)]
     if spec.countries:
-        conditions.append(_folded_in(Company.country, spec.countries))
+        # "NL", "NLD" and "Netherlands" are one country however it was stored (imports store alpha-2)
+        spellings = [spelling for country in spec.countries for spelling in country_spellings(country)]
+        conditions.append(_folded_in(Company.country, list(dict.fromkeys(spellings))))
     if spec.industries:
         conditions.append(_folded_in(Company.industry, spec.industries))
     if spec.nace_prefix:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, text, update
 
 from blocks.database import CompanyDatabase
+from core.company_codes import country_code
 from core.errors import (
     DuplicateCompanyIdsError,
     EmptyCompanyListError,
@@ -121,6 +122,8 @@ def _vary_companies(session: Any, ids: list[int], rng: random.Random) -> None:
         if rng.random() < 0.1:
             company.country = (company.country or "").upper()
             company.industry = (company.industry or "").lower()
+        elif rng.random() < 0.15:  # as an import stores it: "ES", not "Spain"
+            company.country = country_code(company.country or "") or company.country
     first, second, third, fourth = (session.get(Company, i) for i in ids[:4])
     first.name, first.status = WILDCARD_NAME, CompanyStatus.ACTIVE
     second.name, second.status = LOOKALIKE_NAME, CompanyStatus.ACTIVE
@@ -252,9 +255,13 @@ def codepoint_collation(world: World) -> bool:
 ENRICHED_CUTOFF = NOW - timedelta(days=10)
 FILTER_CASES: dict[str, tuple[dict[str, Any], Callable[[Row], bool]]] = {
     "default: active only": ({}, lambda r: r.active),
-    "countries, any case": (
+    "countries, any case or spelling": (
         {"countries": ["spain", "GERMANY", " Netherlands "]},
-        lambda r: r.active and (r.country or "").lower() in ("spain", "germany", "netherlands"),
+        lambda r: r.active and country_code(r.country or "") in ("ES", "DE", "NL"),
+    ),
+    "countries by code": (
+        {"countries": ["es", "DEU"]},
+        lambda r: r.active and country_code(r.country or "") in ("ES", "DE"),
     ),
     "industries, any case": (
         {"industries": ["software development", "Logistics"]},
@@ -331,6 +338,7 @@ def test_the_seeded_data_exercises_the_filters(world: World) -> None:
     """Guards the cases above against passing vacuously (everything or nothing matching)."""
     active = [r for r in world.rows.values() if r.active]
     assert any(r.country and r.country.isupper() for r in active)
+    assert any(r.country and len(r.country) == 2 for r in active)  # stored as an import stores it
     assert any(r.enriched_at is None for r in active) and any(r.enriched_at for r in active)
     assert any(len(r.totals) == 2 for r in active)
     assert any(r.name == LOOKALIKE_NAME for r in active)  # matched by '100%_pure_' if % and _ were wildcards
