@@ -14,19 +14,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from core.company_rows import FIELDS
 from core.errors import InputError
 
-#: the company fields an import can fill
-IMPORT_FIELDS: tuple[str, ...] = (
-    "name",
-    "website",
-    "industry",
-    "nace_code",
-    "country",
-    "activity_description",
-    "ownership_type",
-    "priority",
-)
+#: the company fields an import can fill: the fields a row holds (``core.company_rows``)
+IMPORT_FIELDS: tuple[str, ...] = tuple(FIELDS)
 REQUIRED_FIELDS: tuple[str, ...] = ("name",)
 
 #: header spellings recognised without a mapping, after folding (lowercase, only letters and digits)

@@ -14,27 +14,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
 
-import polars as pl
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from blocks.loading import load_database
-from blocks.storage import DEFAULT_STORAGE, file_location, open_file
+from blocks.storage import DEFAULT_STORAGE, file_location
 from core.errors import InputError
-from core.exporter import ExportPlan, expand_columns, export_query
-from core.file_writer import open_writer
+from core.exporter import expand_columns, export_query
 from core.schema import BulkAction, BulkActionStatus
 from core.selection import Selection, selection_of
 from core.store import create_bulk_action, set_status
 from flows.action_end import artifact_key
+from tasks.exports import FileFormat, write_export
 
 ACTION = "export_companies"
-FileFormat = Literal["csv", "ndjson", "json", "parquet"]
 _EXTENSIONS = {"csv": "csv", "ndjson": "ndjson", "json": "json", "parquet": "parquet"}
 
 
@@ -140,38 +135,3 @@ def export_companies(
     )
     get_run_logger().info("export %d: %d rows to %s in %.1f s", export_id, rows, location, summary.seconds)
     return summary
-
-
-def _is_infrastructure_error(task: Any, task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except (OperationalError, DBAPIError, ConnectionError):
-        return True
-    except BaseException:  # noqa: BLE001
-        return False
-    return False
-
-
-@task(
-    name="write-export",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_is_infrastructure_error,
-)
-def write_export(
-    database: str, plan: ExportPlan, storage: str, path: str, file_format: FileFormat, gzip: bool, page_rows: int
-) -> int:
-    """Stream the plan's rows into the file; returns how many were written."""
-    engine = load_database(database).get_engine()
-    with (
-        engine.connect() as connection,
-        open_file(storage, path, "wb") as stream,
-        open_writer(stream, file_format, gzip=gzip, columns=plan.columns) as writer,
-    ):
-        schema = plan.schema
-        streaming = connection.execution_options(stream_results=True, yield_per=page_rows)
-        result = streaming.execute(plan.statement)
-        for page in result.partitions(page_rows):
-            writer.write(pl.DataFrame(page, schema=schema, orient="row"))
-        return int(writer.rows_written)

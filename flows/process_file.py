@@ -29,9 +29,10 @@ from core.selection import Selection
 from core.store import create_bulk_action, find_bulk_action_by_flow_run, set_status
 from flows.bulk_action import action_flow
 from flows.engine import BULK_ACTION_HOOKS
-from flows.export_companies import ExportSummary, FileFormat, export_companies
+from flows.export_companies import ExportSummary, export_companies
 from flows.import_companies import import_companies
 from flows.import_report import FollowUp
+from tasks.exports import FileFormat
 
 ACTION = "process_file"
 #: what each action adds to the exported file

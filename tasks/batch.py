@@ -150,7 +150,7 @@ def run_isolated(handler: Handler, ctx: BatchContext, company_ids: Sequence[int]
         return results
 
 
-def _retry_on_infrastructure_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+def retry_on_infrastructure_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     try:
         state.result()
     except INFRASTRUCTURE_ERRORS:
@@ -167,7 +167,7 @@ def _retry_on_infrastructure_error(task: Task[..., Any], task_run: TaskRun, stat
     persist_result=True,
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=_retry_on_infrastructure_error,
+    retry_condition_fn=retry_on_infrastructure_error,
 )
 def process_batch(
     action: str,

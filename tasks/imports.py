@@ -25,12 +25,12 @@ import polars as pl
 from prefect import task
 from prefect.context import TaskRunContext
 from prefect.utilities.annotations import quote
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from blocks.loading import load_database
 from core.column_mapping import ColumnMap
 from core.importer import Mode, PreparedChunk, Rejected, UpdateRule, apply_chunk, collection_paused, prepare_frame
+from tasks.batch import retry_on_infrastructure_error
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,6 @@ class ChunkJob:
 def _chunk_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     job: ChunkJob = parameters["job"]
     return f"import-{job.token}-chunk-{parameters['chunk_index']}"
-
-
-def _is_infrastructure_error(task: Any, task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except (OperationalError, DBAPIError, ConnectionError):
-        return True
-    except BaseException:  # noqa: BLE001
-        return False
-    return False
 
 
 def run_chunk(
@@ -114,7 +104,7 @@ def run_chunk(
     persist_result=True,
     retries=3,
     retry_delay_seconds=[1, 4, 16],
-    retry_condition_fn=_is_infrastructure_error,
+    retry_condition_fn=retry_on_infrastructure_error,
 )
 def import_chunk(
     job: ChunkJob, chunk_index: int, prepared: PreparedChunk, read_before: int, rejected_before: int
