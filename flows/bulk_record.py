@@ -196,7 +196,7 @@ def _check_shards(record: BulkAction, shards: int) -> None:
         raise InputError(f"bulk action {record.id} runs in {stored} shards, not {shards}")
 
 
-def take_over_from(owner_id: str, what: str, flow_run_id: str, takeover: bool, tag: str) -> None:
+def take_over_from(owner_id: str, what: str, flow_run_id: str, takeover: bool, tag: str | None) -> None:
     """Two flow runs must never drive one action (or shard) at once.
 
     If the previous flow run still shows as running, its process may be alive (refuse) or dead without the

@@ -98,6 +98,8 @@ def import_companies(
         takeover: with ``bulk_action_id``, take the import over from a flow run whose process is gone.
     """
     _check_parameters(max_rejected_ratio, chunk_rows, max_bytes)
+    if dry_run and bulk_action_id is not None:
+        raise InputError("dry_run rehearses a new import; an import being resumed has already written its rows")
     started = time.perf_counter()
     logger = get_run_logger()
     db = load_database(database)
@@ -165,7 +167,8 @@ def _open_record(
             if record is None or record.action != ACTION:
                 raise InputError(f"there is no import {bulk_action_id} in this database")
             if record.flow_run_id and record.flow_run_id != flow_run_id:
-                take_over_from(record.flow_run_id, f"import {record.id}", flow_run_id, takeover, "")
+                # an import holds no provider slots: nothing to free (tag None)
+                take_over_from(record.flow_run_id, f"import {record.id}", flow_run_id, takeover, None)
             record.flow_run_id = flow_run_id
         if record is not None:
             record.status = BulkActionStatus.RUNNING

@@ -269,3 +269,8 @@ def test_a_missing_file_or_bucket_is_named(database_name: str) -> None:
     RemoteFileSystem(basepath="memory://no-such-bucket/imports").save("missing-bucket", overwrite=True)
     with pytest.raises(InputError, match="no file 'x.csv' in storage 'remote-file-system/missing-bucket'"):
         import_companies(source="x.csv", storage="remote-file-system/missing-bucket", database=database_name)
+
+
+def test_a_dry_run_of_an_import_being_resumed_is_refused(database_name: str) -> None:
+    with pytest.raises(InputError, match="dry_run rehearses a new import"):
+        import_companies(source="imports/any.csv", database=database_name, bulk_action_id=1, dry_run=True)
