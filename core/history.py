@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -146,15 +146,6 @@ def record_history(session: Session, changes: Sequence[FieldChange], bulk_action
             for c in changes
         ],
     )
-
-
-def history_of(session: Session, company_ids: Iterable[int]) -> list[CompanyHistory]:
-    """Every history row of these companies, oldest first."""
-    ids = list(company_ids)
-    rows: list[CompanyHistory] = []
-    for part in chunked(ids, 500):
-        rows.extend(session.scalars(select(CompanyHistory).where(CompanyHistory.company_id.in_(part))))
-    return sorted(rows, key=lambda r: r.id)
 
 
 def changes_by_action(session: Session, bulk_action_id: int) -> list[CompanyHistory]:

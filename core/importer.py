@@ -25,10 +25,9 @@ were inserted by this import, so the counts come out the same.
 from __future__ import annotations
 
 import gc
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import polars as pl
@@ -178,11 +177,6 @@ class ChunkResult:
     duplicates: int = 0
     unchanged: int = 0  # duplicates in update mode whose fields were already as the file says
     fields_changed: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def written(self) -> int:
-        return self.inserted + self.updated
 
 
 def apply_chunk(
