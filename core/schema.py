@@ -194,6 +194,8 @@ class BulkAction(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="unknown")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     flow_run_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: set by ``pause_bulk_action``; the running engine sees it, lets in-flight batches finish and suspends
+    pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -280,6 +282,8 @@ class CompanyScore(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     input_sha256: Mapped[str] = mapped_column(String(64))
+    #: which tier of a tiered scoring produced the row (0 = the first, cheapest); NULL for untiered scoring
+    tier: Mapped[int | None] = mapped_column(Integer)
     scored_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -337,4 +341,75 @@ class CompanyHistory(Base):
     __table_args__ = (
         Index("ix_company_history_company", "company_id", "id"),
         Index("ix_company_history_bulk_action", "bulk_action_id"),
+    )
+
+
+class SpendAccount(Base):
+    """A budget's running total: one bulk action, one creator's month, or one provider's month.
+
+    ``spent`` is what settled calls cost and ``reserved`` what calls in flight may still cost at worst; a call
+    starts only if ``spent + reserved + its worst case`` stays within ``limit`` in every account it charges
+    (``core.spend``), checked and reserved in one conditional UPDATE, so concurrent batches and workers sharing
+    the database can never overspend together.  ``limit_nanousd`` NULL means no budget (spend is still counted).
+    """
+
+    __tablename__ = "spend_accounts"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    limit_nanousd: Mapped[int | None] = mapped_column(BigInteger)
+    spent_nanousd: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_nanousd: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SpendReservation(Base):
+    """The worst case of one call in flight, held against its accounts until the call settles.
+
+    Kept as a row (not only as the accounts' ``reserved`` sums) so that the reservations of a flow run that
+    died can be found and given back when its bulk action is resumed.
+    """
+
+    __tablename__ = "spend_reservations"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="CASCADE"))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    accounts: Mapped[list[str]] = mapped_column(JSON)
+    amount_nanousd: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_spend_reservations_bulk_action", "bulk_action_id", "flow_run_id"),)
+
+
+class SpendEntry(Base):
+    """What one company's share of one paid call cost: the ledger every spend figure adds up from.
+
+    Written in the transaction that settles the call against its budgets, so the ledger and the accounts always
+    agree; retries the provider billed are separate calls here too.  ``input_bytes`` lets estimates learn how
+    many tokens a provider counts per byte of prompt; ``unpriced`` marks calls run with ``allow_unpriced``.
+    """
+
+    __tablename__ = "spend_ledger"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
+    company_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(200))
+    calls: Mapped[int] = mapped_column(Integer, default=1)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    input_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    cost_nanousd: Mapped[int] = mapped_column(BigInteger, default=0)
+    unpriced: Mapped[bool] = mapped_column(Boolean, default=False)
+    tier: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_spend_ledger_bulk_action", "bulk_action_id"),
+        Index("ix_spend_ledger_company", "company_id"),
+        Index("ix_spend_ledger_provider_time", "provider", "created_at"),
+        Index("ix_spend_ledger_creator_time", "created_by", "created_at"),
     )

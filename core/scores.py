@@ -42,6 +42,7 @@ def score_rows(
     input_sha256: str,
     scores: Sequence[CriterionScore],
     scored_at: datetime | None = None,
+    tier: int | None = None,
 ) -> list[dict[str, Any]]:
     """The eleven rows of one company: one per criterion, then the total (tokens summed)."""
     levels = {s.criterion: s.level for s in scores}
@@ -56,6 +57,7 @@ def score_rows(
         "model": model,
         "input_sha256": input_sha256,
         "scored_at": when,
+        "tier": tier,
     }
     rows = [
         {
@@ -99,8 +101,62 @@ def store_scores(session: Session, rows: list[dict[str, Any]]) -> None:
             "completion_tokens",
             "input_sha256",
             "scored_at",
+            "tier",
         ),
     )
+
+
+def criterion_rows(
+    *,
+    company_id: int,
+    bulk_action_id: int | None,
+    provider: str,
+    model: str,
+    input_sha256: str,
+    scores: Sequence[CriterionScore],
+    tier: int | None = None,
+) -> list[dict[str, Any]]:
+    """Criterion rows without the total: what a company scored half-way keeps when a budget stops it."""
+    return score_rows(
+        company_id=company_id,
+        bulk_action_id=bulk_action_id,
+        provider=provider,
+        model=model,
+        input_sha256=input_sha256,
+        scores=scores,
+        tier=tier,
+    )[:-1]
+
+
+def answered_criteria(
+    session: Session, company_id: int, *, bulk_action_id: int, provider: str, model: str, input_sha256: str
+) -> dict[str, CriterionScore]:
+    """Criteria this bulk action already paid for on this very prompt (a company stopped half-way by a budget).
+
+    Reused when the action resumes, so a pause never pays for an answer twice.
+    """
+    rows = session.scalars(
+        select(CompanyScore).where(
+            CompanyScore.company_id == company_id,
+            CompanyScore.bulk_action_id == bulk_action_id,
+            CompanyScore.provider == provider,
+            CompanyScore.model == model,
+            CompanyScore.input_sha256 == input_sha256,
+            CompanyScore.criterion != TOTAL_CRITERION,
+        )
+    )
+    return {
+        row.criterion: CriterionScore(
+            criterion=row.criterion,
+            level=Level(row.level),
+            reasoning=row.reasoning or "",
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            calls=0,
+        )
+        for row in rows
+        if row.level is not None
+    }
 
 
 def current_input_hashes(session: Session, company_ids: Sequence[int], provider: str, model: str) -> dict[int, str]:
@@ -117,6 +173,19 @@ def current_input_hashes(session: Session, company_ids: Sequence[int], provider:
         ).tuples()
         found.update((company_id, digest) for company_id, digest in rows)
     return found
+
+
+def stored_levels(session: Session, company_id: int, provider: str, model: str) -> dict[str, Level]:
+    """A company's criterion levels by ``provider``/``model`` as stored (the total row left out)."""
+    rows = session.execute(
+        select(CompanyScore.criterion, CompanyScore.level).where(
+            CompanyScore.company_id == company_id,
+            CompanyScore.provider == provider,
+            CompanyScore.model == model,
+            CompanyScore.criterion != TOTAL_CRITERION,
+        )
+    ).tuples()
+    return {criterion: Level(level) for criterion, level in rows if level is not None}
 
 
 def company_scores(

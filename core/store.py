@@ -450,3 +450,16 @@ def upsert_embeddings(session: Session, rows: list[dict[str, Any]]) -> None:
         keys=("company_id", "model_id"),
         update_cols=("dimension", "text_sha256", "text", "vector", "updated_at"),
     )
+
+
+# --- pause requests ----------------------------------------------------------------------------------------
+
+
+def pause_requested(session: Session, bulk_action_id: int) -> bool:
+    return bool(session.scalar(select(BulkAction.pause_requested).where(BulkAction.id == bulk_action_id)))
+
+
+def set_pause_request(session: Session, bulk_action_id: int, requested: bool) -> None:
+    session.execute(
+        update(BulkAction).where(BulkAction.id == bulk_action_id).values(pause_requested=requested, updated_at=utcnow())
+    )

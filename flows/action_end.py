@@ -34,12 +34,14 @@ def finish_action(
     failure_threshold: float,
     cancelled: str | None = None,
     failed: str | None = None,
+    paused: str | None = None,
     progress_counts: OutcomeCounts | None = None,
 ) -> ActionEnd:
     """Recount the outcome rows, decide the end status and record it, in one transaction.
 
-    ``cancelled`` / ``failed`` are reasons that decide the status whatever the counts say (a cancelled flow
-    run, a shard that crashed); otherwise the share of failed companies against ``failure_threshold`` does.
+    ``cancelled`` / ``failed`` / ``paused`` are reasons that decide the status whatever the counts say (a
+    cancelled flow run, a shard that crashed, a budget reached with companies still pending); otherwise the
+    share of failed companies against ``failure_threshold`` does.
     ``progress_counts`` are the counts the batches reported, checked against the rows.
     """
     with db.session() as session:
@@ -52,6 +54,8 @@ def finish_action(
             status, reason = BulkActionStatus.CANCELLED, cancelled
         elif failed is not None:
             status, reason = BulkActionStatus.FAILED, failed
+        elif paused is not None and counts.processed < counts.total:
+            status, reason = BulkActionStatus.PAUSED, paused
         elif counts.total and counts.failed / counts.total > failure_threshold:
             status = BulkActionStatus.FAILED
             reason = (

@@ -22,6 +22,7 @@ from prefect.futures import PrefectFuture
 from blocks.database import CompanyDatabase
 from core.batching import BatchPlan
 from core.schema import OutcomeStatus
+from core.spend import BudgetReachedError
 from core.store import CompanyResult, batch_members, record_results
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots
@@ -51,6 +52,8 @@ class Tally:
     provider_calls: int = 0
     invalid_input: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: why a batch stopped because a budget could be passed (the action then pauses), or None
+    budget_stop: str | None = None
 
 
 def map_batches(
@@ -68,7 +71,7 @@ def map_batches(
     next_batch = in_flight = 0
     batch_of: dict[UUID, int] = {}
     while next_batch < len(batch_indices) or in_flight:
-        while in_flight < window and next_batch < len(batch_indices) and not monitor.cancel_requested:
+        while in_flight < window and next_batch < len(batch_indices) and not _stopping(monitor, tally):
             index = batch_indices[next_batch]
             future = process_batch.submit(
                 job.action,
@@ -105,17 +108,39 @@ def map_batches(
             tally.errors.update(report.errors)
             if not cached:  # a checkpointed batch's outcomes were already in the counts at the start
                 monitor.count(report.count_changes)
+        elif (stop := _budget_stop(state)) is not None:
+            # not a failure: the batch recorded what it paid for and left the rest pending; no new batch starts
+            logger.warning("batch %d stopped: %s", index, stop)
+            tally.budget_stop = tally.budget_stop or str(stop)
         else:
             logger.error("batch %d ended %s: %s", index, state.type.value, state.message)
             errors, changes = _record_crashed_batch(db, job, state, index)
             tally.errors.update(errors)
             monitor.count(changes)
+        if _stopping(monitor, tally):
+            next_batch = len(batch_indices)  # in-flight batches finish; none starts
         slots.shrink_to(in_flight + len(batch_indices) - next_batch)  # unfinished batches: never fewer slots
         window = max(len(slots), 1)
         if tally.finished % job.progress_every == 0:
             monitor.report(tally.finished)
     monitor.report(tally.finished)
     return tally
+
+
+def _stopping(monitor: ProgressMonitor, tally: Tally) -> bool:
+    """No new batch starts once the run is cancelled, asked to pause, or a budget stopped a batch."""
+    return monitor.cancel_requested or monitor.pause_requested or tally.budget_stop is not None
+
+
+def _budget_stop(state: State[Any]) -> BudgetReachedError | None:
+    """The budget refusal a failed batch ended with, if that is why it ended."""
+    try:
+        state.result()
+    except BudgetReachedError as stop:
+        return stop
+    except BaseException:  # noqa: BLE001 - any other end is a crash, handled by the caller
+        return None
+    return None
 
 
 def _report_of(state: State[Any]) -> BatchReport:

@@ -30,9 +30,11 @@ from blocks.database import CompanyDatabase
 from core.batching import BatchPlan, balanced_calls_per_batch
 from core.catalog import ActionSpec
 from core.errors import InputError
+from core.pricing import usd_to_nano
 from core.schema import BulkAction, BulkActionStatus
 from core.selection import describe, resolve_into_outcomes
 from core.shards import ensure_shards, get_shard, set_shard_status
+from core.spend import action_account, set_limits
 from core.store import create_bulk_action, find_bulk_action_by_flow_run, set_status
 from flows.provider_slots import release_slots_of_dead_run
 
@@ -63,6 +65,7 @@ def as_started(db: CompanyDatabase, request: BulkActionRequest, spec: ActionSpec
     if record is None or "provider" not in stored:
         return request  # open_action reports a missing record
     provider, options = str(stored["provider"]), dict(stored.get("options") or {})
+    allow_unpriced = request.allow_unpriced or bool(stored.get("allow_unpriced", False))
     if request.provider not in (provider, spec.default_provider):
         raise InputError(
             f"bulk action {request.bulk_action_id} runs on provider {provider!r}, not {request.provider!r}: "
@@ -75,7 +78,7 @@ def as_started(db: CompanyDatabase, request: BulkActionRequest, spec: ActionSpec
             options,
             request.options,
         )
-    return replace(request, provider=provider, options=options)
+    return replace(request, provider=provider, options=options, allow_unpriced=allow_unpriced)
 
 
 def plan_of(record: BulkAction, spec: ActionSpec) -> BatchPlan:
@@ -104,6 +107,7 @@ def open_action(
     """
     with db.session() as session:
         record = find_bulk_action_by_flow_run(session, flow_run_id)
+        resumed_self = record is not None  # this flow run's own action: a suspended run resumed, or retried
         if record is None and request.bulk_action_id is not None:
             record = _record(session, request)
             if record.flow_run_id and record.flow_run_id != flow_run_id:
@@ -112,9 +116,11 @@ def open_action(
             record.parameters = {**(record.parameters or {}), "flow_runs": [*history, flow_run_id]}
             record.flow_run_id = flow_run_id
         if record is not None:
-            if request.selection is not None:
+            if request.selection is not None and not resumed_self:
                 raise InputError(f"bulk action {record.id} has its selection already; omit it to resume the action")
             _check_shards(record, request.shards)
+            if request.budget_usd is not None:
+                set_limits(session, {action_account(record.id): usd_to_nano(request.budget_usd)})
             return OpenedAction(record.id, plan_of(record, spec), created=False)
         if request.selection is None:
             raise InputError("say which companies: give a selection (ids, a filter or another action's companies)")
@@ -135,10 +141,14 @@ def open_action(
                 "calls_per_batch": calls_per_batch,
                 "shards": request.shards,
                 "flow_runs": [flow_run_id],
+                "budget_usd": request.budget_usd,
+                "allow_unpriced": request.allow_unpriced,
             },
         )
         # an empty selection raises here, and the transaction leaves no record behind
         record.total = resolve_into_outcomes(session, record.id, request.selection, max_companies=request.max_companies)
+        budget = None if request.budget_usd is None else usd_to_nano(request.budget_usd)
+        set_limits(session, {action_account(record.id): budget})  # the account exists, capped or not
         balanced = balanced_calls_per_batch(record.total, spec.call_size, calls_per_batch, slots)
         record.parameters = {**(record.parameters or {}), "calls_per_batch": balanced}
         if request.shards > 1:

@@ -32,6 +32,10 @@ class BulkActionRequest:
     shards: int = 1
     shard_index: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: the action's spend cap in USD (None: no cap; spend is counted either way); a rerun's raises the cap
+    budget_usd: float | None = None
+    #: run paid models that have no price, recording their calls at $0 (otherwise such a run is refused)
+    allow_unpriced: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ class BulkActionSummary:
     errors: dict[str, int]
     invalid_input: int = 0
     shards: int = 1
+    #: settled spend of the whole action so far, USD (every flow run of it, retries included)
+    spend_usd: float = 0.0
+    budget_usd: float | None = None
+    status_reason: str | None = None
 
     def as_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [
@@ -76,6 +84,9 @@ class BulkActionSummary:
                 "provider_calls",
                 "invalid_input",
                 "shards",
+                "spend_usd",
+                "budget_usd",
+                "status_reason",
             )
         ]
         rows.append({"metric": "seconds", "value": round(self.seconds, 2)})

@@ -32,16 +32,28 @@ from prefect.states import Cancelled, Completed
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database, load_provider_block
+from blocks.spend import load_spend_policy
 from core.catalog import get_action
 from core.errors import EmptyCompanyListError, EmptySelectionError, InputError
+from core.pricing import format_usd, nano_to_usd, usd_to_nano
 from core.schema import BulkAction, BulkActionStatus
 from core.selection import preview
 from core.shards import find_shard_by_flow_run, set_shard_status, shard_rows, store_shard_progress
-from core.store import OutcomeCounts, error_summary, find_bulk_action_by_flow_run, outcome_counts, set_status
+from core.spend import account_state, action_account, action_spend, check_budget_usd, release_abandoned
+from core.store import (
+    OutcomeCounts,
+    error_summary,
+    find_bulk_action_by_flow_run,
+    outcome_counts,
+    set_pause_request,
+    set_status,
+)
 from flows.action_end import artifact_key, finish_action
 from flows.batch_loop import BatchJob, Tally, map_batches
 from flows.bulk_record import OpenedAction, as_started, open_action, open_shard, read_flow_run
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary, DryRunReport
+from flows.cost_checks import check_spend_preconditions
+from flows.pausing import suspend_paused_action
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
 from flows.shards import combined_shard_end, run_parent
@@ -69,6 +81,12 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
     request = as_started(db, request, spec)
     block = load_provider_block(request.provider)
     tag = str(block.concurrency_tag)
+    check_spend_preconditions(
+        _paid_providers(request),
+        load_spend_policy().price_book(),
+        request.budget_usd,
+        allow_unpriced=request.allow_unpriced,
+    )
     flow_run_id = str(current_flow_run.id)
     if request.shards > 1 and request.shard_index is None:
         with get_client(sync_client=True) as client:
@@ -92,8 +110,20 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
         slots.release_all()
 
 
+def _paid_providers(request: BulkActionRequest) -> list[str]:
+    """Every provider block the action may call, the first one first (a tiered scoring's tiers)."""
+    tiers = request.options.get("tiers")
+    return [str(t) for t in tiers] if tiers else [request.provider]
+
+
 def _calls_per_batch(block: Any) -> int:
     return max(1, int(getattr(block, "calls_per_batch", 1)))
+
+
+def _flow_runs_of(session: Any, bulk_action_id: int) -> list[str]:
+    """Every flow run that has driven the action (before this one starts its batches, none is calling)."""
+    record = session.get(BulkAction, bulk_action_id)
+    return [str(run) for run in ((record.parameters or {}).get("flow_runs") or [])] if record is not None else []
 
 
 def _validate(request: BulkActionRequest) -> None:
@@ -107,6 +137,7 @@ def _validate(request: BulkActionRequest) -> None:
         raise InputError(f"shard_index must be between 0 and {request.shards - 1} (shards={request.shards})")
     if request.selection is None and request.bulk_action_id is None:
         raise EmptyCompanyListError()
+    check_budget_usd(request.budget_usd)
 
 
 def _dry_run(db: CompanyDatabase, request: BulkActionRequest) -> DryRunReport:
@@ -163,9 +194,14 @@ def _run_batches(
     with db.session() as session:
         if shard is None:
             set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
+            set_pause_request(session, bulk_action_id, False)  # running again is what a resume asked for
+            given_back = release_abandoned(session, bulk_action_id, _flow_runs_of(session, bulk_action_id))
         else:
             set_shard_status(session, bulk_action_id, shard, BulkActionStatus.RUNNING)
+            given_back = release_abandoned(session, bulk_action_id, [flow_run_id])
         counts_at_start = outcome_counts(session, bulk_action_id, positions)  # then kept current from the reports
+    if given_back:
+        logger.warning("gave back %s reserved by calls of earlier runs that never settled", format_usd(given_back))
     suffix = "progress" if shard is None else f"shard-{shard}-progress"
     progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call returns the UUID
         0.0,
@@ -217,16 +253,22 @@ def _run_batches(
         )
         tally = map_batches(job, batch_indices, db, slots, monitor, window)
     cancelled = f"flow run cancelled after {tally.finished} batches" if monitor.cancel_requested else None
+    paused = tally.budget_stop or ("paused on request" if monitor.pause_requested else None)
     if shard is not None:
-        return _end_shard(request, db, opened, positions or (0, 0), tally, cancelled, len(batch_indices), started)
+        return _end_shard(
+            request, db, opened, positions or (0, 0), tally, cancelled, paused, len(batch_indices), started
+        )
     end = finish_action(
         db,
         bulk_action_id,
         failure_threshold=request.failure_threshold,
         cancelled=cancelled,
+        paused=paused,
         progress_counts=monitor.counts,
     )
-    return _conclude(request, bulk_action_id, end.status, end.reason, end.counts, tally, len(batch_indices), started)
+    return _conclude(
+        request, db, bulk_action_id, end.status, end.reason, end.counts, tally, len(batch_indices), started
+    )
 
 
 def _end_shard(
@@ -236,6 +278,7 @@ def _end_shard(
     positions: tuple[int, int],
     tally: Tally,
     cancelled: str | None,
+    paused: str | None,
     batches: int,
     started: float,
 ) -> BulkActionSummary | State[Any]:
@@ -246,18 +289,20 @@ def _end_shard(
     status = BulkActionStatus.CANCELLED if cancelled else BulkActionStatus.COMPLETED
     with db.session() as session:
         counts = outcome_counts(session, bulk_action_id, positions)
+        if paused and not cancelled and counts.processed < counts.total:
+            status, cancelled = BulkActionStatus.PAUSED, None
         set_shard_status(
             session,
             bulk_action_id,
             request.shard_index,
             status,
-            reason=cancelled,
+            reason=cancelled or (paused if status is BulkActionStatus.PAUSED else None),
             counts=counts,
             provider_calls=tally.provider_calls,
             batches_from_checkpoint=tally.from_checkpoint,
         )
     _finish_if_orphaned(request, db, bulk_action_id)
-    summary = _summary(request, bulk_action_id, status, counts, tally, batches, started)
+    summary = _summary(request, db, bulk_action_id, status, counts, tally, batches, started)
     if cancelled:
         return Cancelled(message=f"shard {request.shard_index} of bulk action {bulk_action_id}: {cancelled}")
     return summary
@@ -281,14 +326,23 @@ def _finish_if_orphaned(request: BulkActionRequest, db: CompanyDatabase, bulk_ac
 
 def _summary(
     request: BulkActionRequest,
+    db: CompanyDatabase,
     bulk_action_id: int,
     status: BulkActionStatus,
     counts: OutcomeCounts,
     tally: Tally,
     batches: int,
     started: float,
+    reason: str | None = None,
 ) -> BulkActionSummary:
+    with db.read_session() as session:
+        spent = action_spend(session, bulk_action_id)
+        account = account_state(session, action_account(bulk_action_id))
+        limit = account.limit_nanousd if account is not None else None
     return BulkActionSummary(
+        spend_usd=nano_to_usd(spent),
+        budget_usd=None if limit is None else nano_to_usd(limit),
+        status_reason=reason,
         bulk_action_id=bulk_action_id,
         action=request.action,
         status=status.value,
@@ -308,6 +362,7 @@ def _summary(
 
 def _conclude(
     request: BulkActionRequest,
+    db: CompanyDatabase,
     bulk_action_id: int,
     status: BulkActionStatus,
     reason: str | None,
@@ -317,7 +372,7 @@ def _conclude(
     started: float,
 ) -> BulkActionSummary | State[Any]:
     """Publish the summary, log the end and turn it into the flow run's end state."""
-    summary = _summary(request, bulk_action_id, status, counts, tally, batches, started)
+    summary = _summary(request, db, bulk_action_id, status, counts, tally, batches, started, reason)
     create_table_artifact(
         summary.as_rows(),
         key=artifact_key(request.action, bulk_action_id, "summary"),
@@ -336,10 +391,18 @@ def _conclude(
         batches,
         summary.seconds,
     )
+    get_run_logger().info(
+        "bulk action %d spent %s%s",
+        bulk_action_id,
+        format_usd(usd_to_nano(summary.spend_usd)),
+        "" if summary.budget_usd is None else f" of a {format_usd(usd_to_nano(summary.budget_usd))} budget",
+    )
     if status is BulkActionStatus.CANCELLED:
         return Cancelled(message=f"bulk action {bulk_action_id} cancelled: {reason}")
     if status is BulkActionStatus.FAILED:
         raise BulkActionFailedError(f"bulk action {bulk_action_id} failed: {reason}")
+    if status is BulkActionStatus.PAUSED:
+        return suspend_paused_action(db, bulk_action_id, reason or "paused")
     return summary
 
 

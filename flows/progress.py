@@ -29,7 +29,7 @@ from prefect.client.schemas.objects import StateType
 from sqlalchemy.orm import Session
 
 from blocks.database import CompanyDatabase
-from core.store import OutcomeCounts, store_progress
+from core.store import OutcomeCounts, pause_requested, store_progress
 
 
 def is_cancelling(flow_run_id: str) -> bool:
@@ -76,6 +76,8 @@ class ProgressMonitor:
         self._artifact_percent = -1.0
         self._next_cancel_check = time.monotonic() + cancel_check_seconds
         self.cancel_requested = False
+        #: someone ran ``pause_bulk_action``: the engine lets in-flight batches finish and pauses
+        self.pause_requested = False
         # Prefect's settings and run context live in context variables, which a new thread does not inherit.
         context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -108,10 +110,13 @@ class ProgressMonitor:
             return self._counts
 
     def check_cancelled(self) -> bool:
-        """Ask the API now (used while waiting for slots, before the loop starts)."""
+        """Ask the API (cancellation) and the database (a pause request) now; True when the run must stop."""
         if not self.cancel_requested:
             self.cancel_requested = is_cancelling(self._flow_run_id)
-        return self.cancel_requested
+        if not self.pause_requested:
+            with self._db.read_session() as session:
+                self.pause_requested = pause_requested(session, self._bulk_action_id)
+        return self.cancel_requested or self.pause_requested
 
     def close(self) -> None:
         """Stop the thread after it has written what it was asked to write (the engine then recounts the rows)."""

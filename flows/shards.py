@@ -48,6 +48,14 @@ def shard_deployment() -> str:
     return f"{flow_name}/{name or flow_name}"
 
 
+def paused_shards(rows: list[BulkActionShard]) -> str | None:
+    """Why the action pauses when shards stopped on a budget or a pause request (None when none did)."""
+    paused = [r for r in rows if r.status is BulkActionStatus.PAUSED]
+    if not paused:
+        return None
+    return "; ".join(f"shard {r.shard_index}: {r.status_reason or 'paused'}" for r in paused)
+
+
 def combined_shard_end(rows: list[BulkActionShard]) -> tuple[str | None, str | None]:
     """(cancelled reason, failed reason) of an action from its shards' ends; (None, None) when all completed."""
     failed = [r for r in rows if r.status is BulkActionStatus.FAILED]
@@ -96,7 +104,7 @@ def run_parent(
                 rows = shard_rows(session, bulk_action_id)
                 session.expunge_all()
             _reconcile(client, db, rows)
-            if all(r.status.finished for r in rows):
+            if all(r.status.finished or r.status is BulkActionStatus.PAUSED for r in rows):
                 break
             if cancelled is None and is_cancelling(flow_run_id):
                 cancelled = "flow run cancelled"
@@ -113,6 +121,7 @@ def run_parent(
         failure_threshold=request.failure_threshold,
         cancelled=cancelled or shard_cancelled,
         failed=shard_failed,
+        paused=paused_shards(rows),
     )
     summary = BulkActionSummary(
         bulk_action_id=bulk_action_id,

@@ -57,6 +57,8 @@ class Completion:
 class LLMClient(Protocol):
     provider: str
     model: str
+    #: completion tokens a call may produce at most (what a budget reservation assumes)
+    max_tokens: int
 
     def complete(
         self, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None
@@ -97,7 +99,7 @@ class GroqClient:
         self.model = model
         self._http = http
         self._temperature = temperature
-        self._max_tokens = max_tokens
+        self.max_tokens = max_tokens
         self._timeout = timeout_seconds
         self._retry = retry or RetryPolicy(retries=2, initial_delay=0.5)
         self._pacer = pacer
@@ -109,7 +111,7 @@ class GroqClient:
             "model": self.model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
             "temperature": self._temperature if temperature is None else temperature,
-            "max_completion_tokens": self._max_tokens if max_tokens is None else max_tokens,
+            "max_completion_tokens": self.max_tokens if max_tokens is None else max_tokens,
         }
         completion: Completion = self._retry.call(lambda: self._attempt(body))
         return completion
@@ -185,7 +187,7 @@ class AnthropicClient:
             raise ValueError("build the Anthropic SDK client with max_retries=0: RetryPolicy owns retries")
         self.model = model
         self._sdk = sdk
-        self._max_tokens = max_tokens
+        self.max_tokens = max_tokens
         self._retry = retry or RetryPolicy(retries=2, initial_delay=0.5)
         self._pacer = pacer
 
@@ -195,7 +197,7 @@ class AnthropicClient:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         params: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": self._max_tokens if max_tokens is None else max_tokens,
+            "max_tokens": self.max_tokens if max_tokens is None else max_tokens,
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"],
         }
         if system:
@@ -257,6 +259,7 @@ class LocalRulesClient:
 
     provider = "local-rules"
     model = LOCAL_RULES_MODEL
+    max_tokens = 0  # free: nothing to reserve
 
     def complete(
         self, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None

@@ -38,7 +38,9 @@ from core.catalog import get_action
 from core.company_checks import check_company
 from core.errors import InvalidInputError
 from core.schema import OutcomeStatus
+from core.spend import BudgetReachedError
 from core.store import CompanyResult, batch_members, company_identities, flag_for_review, record_results
+from tasks.metering import Meter
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DBAPIError, ConnectionError)
 
@@ -54,6 +56,14 @@ class BatchContext:
     options: dict[str, Any]
     provider_calls: int = 0
     pending_writes: list[Callable[[Session], None]] = field(default_factory=list)
+    _meter: Meter | None = None
+
+    @property
+    def meter(self) -> Meter:
+        """The batch's spend control (built on first use: free actions never read the budgets)."""
+        if self._meter is None:
+            self._meter = Meter.for_batch(self.database, self.bulk_action_id, self.action)
+        return self._meter
 
     def count_call(self, n: int = 1) -> None:
         self.provider_calls += n
@@ -109,6 +119,8 @@ class BatchReport:
     #: how this batch moved the action's outcome counts (``core.store.record_results``); the engine adds these up
     #: for its progress writes instead of recounting every outcome row
     count_changes: dict[str, int] = field(default_factory=dict)
+    #: what the batch's provider calls cost (settled; a checkpointed batch costs nothing when restored)
+    spent_nanousd: int = 0
 
 
 def failure(company_id: int, error: BaseException, attempts: int) -> CompanyResult:
@@ -126,6 +138,8 @@ def run_isolated(handler: Handler, ctx: BatchContext, company_ids: Sequence[int]
     """Run the batch; if it fails as a whole, run it company by company so only the bad ones fail."""
     try:
         return handler(ctx, company_ids)
+    except BudgetReachedError:
+        raise
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as batch_error:  # noqa: BLE001 - any company-level failure is isolated below
@@ -142,6 +156,9 @@ def run_isolated(handler: Handler, ctx: BatchContext, company_ids: Sequence[int]
         for company_id in company_ids:
             try:
                 results.extend(handler(ctx, [company_id]))
+            except BudgetReachedError as stop:
+                stop.completed = results + list(stop.completed)
+                raise
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as error:  # noqa: BLE001
@@ -203,13 +220,21 @@ def process_batch(
         tally.add(results, _commit(ctx, results, lambda session: flag_for_review(session, invalid)))
     handler = get_handler(action)
     for call in calls_of([cid for cid in pending if cid not in invalid], call_size):
-        results = run_isolated(handler, ctx, call)
+        try:
+            results = run_isolated(handler, ctx, call)
+        except BudgetReachedError as stop:
+            # What was paid for is recorded; the rest stays pending for the resumed action.  Raising fails this
+            # task run, so it is not cached and the resume processes the batch's pending companies again.
+            done: list[CompanyResult] = list(stop.completed)
+            _commit(ctx, done, *ctx.pending_writes)
+            raise
         missing = set(call) - {r.company_id for r in results}
         if missing:
             raise RuntimeError(f"handler for {action} returned no outcome for companies {sorted(missing)}")
         tally.add(results, _commit(ctx, results, *ctx.pending_writes))
         ctx.pending_writes.clear()
     return BatchReport(
+        spent_nanousd=ctx._meter.spent_nanousd if ctx._meter is not None else 0,
         batch_index=batch_index,
         companies=len(members),
         succeeded=tally.statuses[OutcomeStatus.SUCCEEDED],

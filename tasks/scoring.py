@@ -8,11 +8,22 @@ and pay again for the companies that had already been scored.
 A company's eleven scores are written in one transaction once all ten criteria have answered, so a crash
 leaves a company fully scored or not at all; a new bulk action skips companies whose stored scores by the same
 provider and model answer the same prompts (``input_sha256``), unless ``rescore`` is set.
+
+Money: every call goes through the batch's meter (``tasks.metering``): its worst case (the prompt's bytes as
+tokens, plus ``max_tokens``) is reserved against the budgets first, and its real cost (the provider's token
+usage at the model's price) is settled after.  When a budget refuses a call, the criteria the company already
+has are kept as rows of this action (``core.scores.criterion_rows``) and reused when it resumes: a pause never
+pays for an answer twice.
+
+Tiers (``options["tiers"]``, cheapest first): the company is scored by the first tier; if the escalation rule
+(``core.tiering``) finds the result uncertain it is scored again by the next, and so on.  Every tier's rows are
+stored with their ``tier``; the outcome names the tier that decided.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from prefect import get_run_logger
@@ -20,12 +31,33 @@ from prefect import get_run_logger
 from blocks.llm import LLMBlock
 from blocks.loading import load_provider_block
 from core.errors import InvalidProviderOutputError, ProviderError
-from core.rubric import CRITERIA, CompanyLike, Criterion, build_prompt, input_sha256, parse_judgement, repair_prompt
-from core.schema import OutcomeStatus
-from core.scores import CriterionScore, current_input_hashes, score_rows, store_scores
+from core.pricing import worst_case_input_tokens
+from core.rubric import (
+    CRITERIA,
+    CompanyLike,
+    Criterion,
+    build_prompt,
+    input_sha256,
+    parse_judgement,
+    repair_prompt,
+    total_points,
+)
+from core.schema import Company, OutcomeStatus
+from core.scores import (
+    CriterionScore,
+    answered_criteria,
+    criterion_rows,
+    current_input_hashes,
+    score_rows,
+    store_scores,
+    stored_levels,
+)
+from core.spend import BudgetReachedError, LedgerEntry
 from core.store import CompanyResult, load_companies
-from providers.llm import LLMClient
+from core.tiering import EscalationRule, Tiers
+from providers.llm import LLMClient, Messages
 from tasks.batch import BatchContext, failure, register_handler
+from tasks.metering import Meter
 
 #: calls per criterion when the answer does not parse: the first and two more
 PARSE_ATTEMPTS = 3
@@ -35,6 +67,43 @@ def load_llm_block(reference: str) -> LLMBlock:
     return cast(LLMBlock, load_provider_block(reference))
 
 
+@dataclass(frozen=True)
+class Payer:
+    """Who pays for a company's calls: the batch's meter, for one company and tier (None: nobody counts)."""
+
+    meter: Meter | None
+    company_id: int
+    tier: int | None = None
+
+    def complete(self, client: LLMClient, messages: Messages) -> tuple[str, int, int]:
+        """One metered call: its text and tokens."""
+        if self.meter is None:
+            completion = client.complete(messages)
+            return completion.text, completion.prompt_tokens, completion.completion_tokens
+        meter = self.meter
+        texts = [m["content"] for m in messages]
+        worst, _ = meter.llm_cost(client.provider, client.model, worst_case_input_tokens(texts), client.max_tokens)
+        with meter.call(client.provider, worst) as bill:
+            completion = client.complete(messages)
+            cost, unpriced = meter.llm_cost(
+                client.provider, client.model, completion.prompt_tokens, completion.completion_tokens
+            )
+            bill.add(
+                LedgerEntry(
+                    company_id=self.company_id,
+                    provider=client.provider,
+                    model=client.model,
+                    cost_nanousd=cost,
+                    input_tokens=completion.prompt_tokens,
+                    output_tokens=completion.completion_tokens,
+                    input_bytes=sum(len(t.encode("utf-8")) for t in texts),
+                    unpriced=unpriced,
+                    tier=self.tier,
+                )
+            )
+        return completion.text, completion.prompt_tokens, completion.completion_tokens
+
+
 def judge(
     client: LLMClient,
     company: CompanyLike,
@@ -42,26 +111,29 @@ def judge(
     *,
     on_call: Callable[[], None] = lambda: None,
     attempts: int = PARSE_ATTEMPTS,
+    payer: Payer | None = None,
 ) -> CriterionScore:
     """One criterion's level; a reply that does not parse is answered with a request to fix the format.
 
     Raises ``InvalidProviderOutputError`` (with ``attempts`` set) when ``attempts`` calls gave nothing usable,
-    and lets the client's ``ProviderError`` through (it has been retried already).
+    lets the client's ``ProviderError`` through (it has been retried already), and ``BudgetReachedError`` when
+    the next call could pass a budget (that call is not made).
     """
+    payer = payer or Payer(None, 0)
     prompt = build_prompt(company, criterion)
     messages = prompt
     prompt_tokens = completion_tokens = 0
     last_error: InvalidProviderOutputError | None = None
     for attempt in range(1, attempts + 1):
         on_call()
-        completion = client.complete(messages)
-        prompt_tokens += completion.prompt_tokens
-        completion_tokens += completion.completion_tokens
+        text, used_in, used_out = payer.complete(client, messages)
+        prompt_tokens += used_in
+        completion_tokens += used_out
         try:
-            judgement = parse_judgement(completion.text)
+            judgement = parse_judgement(text)
         except InvalidProviderOutputError as error:
             last_error = error
-            messages = repair_prompt(prompt, completion.text)
+            messages = repair_prompt(prompt, text)
             continue
         return CriterionScore(
             criterion=criterion.key,
@@ -78,44 +150,166 @@ def judge(
     raise exhausted
 
 
+@dataclass(frozen=True)
+class TierResult:
+    """One tier's verdict on one company."""
+
+    total: int | None
+    undecided: tuple[str, ...]
+    calls: int
+    error: ProviderError | None = None
+
+
 @register_handler("score_llm_adoption")
 def score_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyResult]:
-    logger = get_run_logger()
-    client = load_llm_block(ctx.provider).get_client()
+    tiers = Tiers.of(ctx.options.get("tiers"), ctx.provider)
+    rule = EscalationRule.model_validate(ctx.options.get("escalation") or {})
+    clients = [load_llm_block(reference).get_client() for reference in tiers.providers]
     rescore = bool(ctx.options.get("rescore", False))
     with ctx.database.read_session() as session:
         companies = load_companies(session, company_ids)
-        current = current_input_hashes(session, company_ids, client.provider, client.model)
+        current = [current_input_hashes(session, company_ids, c.provider, c.model) for c in clients]
     found = {c.id for c in companies}
     results = [
         CompanyResult(cid, OutcomeStatus.SKIPPED, detail="company no longer exists", attempts=0)
         for cid in company_ids
         if cid not in found
     ]
-    for company in companies:
-        digest = input_sha256(company)
-        if not rescore and current.get(company.id) == digest:
-            results.append(
-                CompanyResult(company.id, OutcomeStatus.SKIPPED, detail="scores are current for this model", attempts=0)
-            )
-            continue
-        try:
-            scores = [judge(client, company, criterion, on_call=ctx.count_call) for criterion in CRITERIA]
-        except ProviderError as error:
-            logger.warning("company %d not scored: %s: %s", company.id, type(error).__name__, error)
-            results.append(failure(company.id, error, error.attempts))
-            continue
-        rows = score_rows(
-            company_id=company.id,
+    try:
+        for company in companies:
+            _score_company(ctx, company, tiers, rule, clients, current, rescore, results)
+    except BudgetReachedError as stop:
+        stop.completed = results  # recorded by the batch before it stops: these companies are done
+        raise
+    return results
+
+
+def _score_company(
+    ctx: BatchContext,
+    company: Company,
+    tiers: Tiers,
+    rule: EscalationRule,
+    clients: list[LLMClient],
+    current: list[dict[int, str]],
+    rescore: bool,
+    results: list[CompanyResult],
+) -> None:
+    """Score one company tier by tier until a tier's result stands; append its outcome to ``results``."""
+    digest = input_sha256(company)
+    calls = 0
+    for index, client in enumerate(clients):
+        tier = index if tiers.tiered else None
+        last = index == len(clients) - 1
+        if not rescore and current[index].get(company.id) == digest:
+            verdict = _stored(ctx, company.id, client)
+        else:
+            verdict = _score(ctx, company, digest, client, tier, strict=last)
+        calls += verdict.calls
+        if verdict.error is not None:
+            results.append(failure(company.id, verdict.error, verdict.error.attempts))
+            return
+        why = None if last else rule.uncertainty(verdict.total, verdict.undecided)
+        if why is None:
+            results.append(_decided(company.id, client, verdict, calls, index, tiers))
+            return
+        get_run_logger().debug("company %d goes up from tier %d: %s", company.id, index, why)
+
+
+def _decided(
+    company_id: int, client: LLMClient, verdict: TierResult, calls: int, index: int, tiers: Tiers
+) -> CompanyResult:
+    where = f" (tier {index + 1} of {len(tiers.providers)})" if tiers.tiered else ""
+    if calls == 0:
+        detail = f"scores are current for this model{where}: total {verdict.total}/50"
+        return CompanyResult(company_id, OutcomeStatus.SKIPPED, detail=detail, attempts=0)
+    detail = f"total {verdict.total}/50 by {client.provider} {client.model}{where} in {calls} calls"
+    return CompanyResult(company_id, OutcomeStatus.SUCCEEDED, detail=detail)
+
+
+def _stored(ctx: BatchContext, company_id: int, client: LLMClient) -> TierResult:
+    with ctx.database.read_session() as session:
+        levels = stored_levels(session, company_id, client.provider, client.model)
+    return TierResult(total=total_points(levels) if len(levels) == len(CRITERIA) else None, undecided=(), calls=0)
+
+
+def _score(
+    ctx: BatchContext, company: Company, digest: str, client: LLMClient, tier: int | None, *, strict: bool
+) -> TierResult:
+    """Ask ``client`` every criterion the action has not paid for yet and store the rows.
+
+    ``strict`` (the last tier): a criterion without a valid answer fails the company.  A cheaper tier instead
+    reports it undecided, and its provider failures too, so the company goes up a tier.
+    """
+    payer = Payer(ctx.meter, company.id, tier)
+    with ctx.database.read_session() as session:
+        answered = answered_criteria(
+            session,
+            company.id,
             bulk_action_id=ctx.bulk_action_id,
             provider=client.provider,
             model=client.model,
             input_sha256=digest,
-            scores=scores,
         )
-        with ctx.database.session() as session:
-            store_scores(session, rows)
-        calls = sum(s.calls for s in scores)
-        detail = f"total {rows[-1]['score']}/50 by {client.provider} {client.model} in {calls} calls"
-        results.append(CompanyResult(company.id, OutcomeStatus.SUCCEEDED, detail=detail))
-    return results
+    scores = dict(answered)
+    undecided: list[str] = []
+    calls_before = ctx.provider_calls
+    try:
+        for criterion in CRITERIA:
+            if criterion.key in scores:
+                continue
+            try:
+                scores[criterion.key] = judge(client, company, criterion, on_call=ctx.count_call, payer=payer)
+            except InvalidProviderOutputError:
+                if strict:
+                    raise
+                undecided.append(criterion.key)
+    except BudgetReachedError:
+        _keep_partial(ctx, company.id, client, digest, [s for k, s in scores.items() if k not in answered], tier)
+        raise
+    except ProviderError as error:
+        _keep_partial(ctx, company.id, client, digest, [s for k, s in scores.items() if k not in answered], tier)
+        get_run_logger().warning(
+            "company %d not scored by %s: %s: %s", company.id, client.model, type(error).__name__, error
+        )
+        if strict:
+            return TierResult(None, (), ctx.provider_calls - calls_before, error=error)
+        return TierResult(None, ("provider failure",), ctx.provider_calls - calls_before)
+    if undecided:
+        _keep_partial(ctx, company.id, client, digest, [s for k, s in scores.items() if k not in answered], tier)
+        return TierResult(None, tuple(undecided), ctx.provider_calls - calls_before)
+    rows = score_rows(
+        company_id=company.id,
+        bulk_action_id=ctx.bulk_action_id,
+        provider=client.provider,
+        model=client.model,
+        input_sha256=digest,
+        scores=list(scores.values()),
+        tier=tier,
+    )
+    with ctx.database.session() as session:
+        store_scores(session, rows)
+    return TierResult(total=int(rows[-1]["score"]), undecided=(), calls=ctx.provider_calls - calls_before)
+
+
+def _keep_partial(
+    ctx: BatchContext,
+    company_id: int,
+    client: LLMClient,
+    digest: str,
+    scores: list[CriterionScore],
+    tier: int | None,
+) -> None:
+    """Store the criteria just paid for, so a resumed action reuses them instead of asking again."""
+    if not scores:
+        return
+    rows = criterion_rows(
+        company_id=company_id,
+        bulk_action_id=ctx.bulk_action_id,
+        provider=client.provider,
+        model=client.model,
+        input_sha256=digest,
+        scores=scores,
+        tier=tier,
+    )
+    with ctx.database.session() as session:
+        store_scores(session, rows)
