@@ -11,6 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 import blocks.llm  # noqa: F401 - registers the LLM block types that ``provider`` references
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from core.selection import Selection, selection_of
+from core.tiering import EscalationRule, Tiers
 from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, DryRunReport, run_bulk_action
 from tasks.scoring import load_llm_block
 
@@ -39,6 +40,10 @@ def score_llm_adoption(
     dry_run: bool = False,
     shards: int = 1,
     shard_index: int | None = None,
+    budget_usd: float | None = None,
+    allow_unpriced: bool = False,
+    tiers: list[str] | None = None,
+    escalation: EscalationRule | None = None,
 ) -> BulkActionSummary | DryRunReport | State[Any]:
     """Score each company's LLM adoption on the ten rubric criteria and store the eleven scores.
 
@@ -61,12 +66,27 @@ def score_llm_adoption(
         dry_run: resolve the selection and report its size and a sample; write nothing, call nothing.
         shards: spread the action over this many child flow runs on the work pool (several workers).
         shard_index: set by the parent on each child; with ``bulk_action_id`` and ``takeover``, reruns one shard.
+        budget_usd: the most this action may spend, USD; no call starts that could pass it, and reaching it
+            pauses the action (resume with a raised budget).  With ``bulk_action_id``, sets a new budget.
+        allow_unpriced: run a paid model that has no price (its calls are recorded at $0, marked unpriced);
+            otherwise such a run is refused before it starts.
+        tiers: tiered scoring: LLM blocks cheapest first, ending with ``provider`` (the premium one), e.g.
+            ``["groq-llm/small", "groq-llm/default"]``; a company goes up a tier only when ``escalation`` finds
+            the cheaper tier's result uncertain.
+        escalation: when a tier's result is uncertain: a total within ``margin`` of a band edge, or a criterion
+            it could not decide (default: edges 15 and 30, margin 4).
     """
     # Build the client first: a provider that cannot be paced (its ``window:<tag>`` limit is missing) stops the
     # run here with a ConfigurationError, before a bulk action is recorded, instead of failing every company.
     # A rerun has its record already and runs on the provider it started with, which the engine resolves.
     if bulk_action_id is None:
-        load_llm_block(provider).get_client()
+        for reference in tiers or [provider]:
+            load_llm_block(reference).get_client()
+    options: dict[str, Any] = {"rescore": rescore}
+    if tiers:
+        Tiers.of(tiers, provider)  # the last tier must be the provider the engine holds slots for
+        options["tiers"] = list(tiers)
+        options["escalation"] = (escalation or EscalationRule()).model_dump(mode="json")
     return run_bulk_action(
         BulkActionRequest(
             action="score_llm_adoption",
@@ -83,7 +103,9 @@ def score_llm_adoption(
             dry_run=dry_run,
             shards=shards,
             shard_index=shard_index,
-            options={"rescore": rescore},
+            options=options,
+            budget_usd=budget_usd,
+            allow_unpriced=allow_unpriced,
         )
     )
 

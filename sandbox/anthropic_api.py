@@ -2,7 +2,9 @@
 
 A batch's results are computed at creation (each item may meet its own ``invalid_output`` or ``fail_run``
 fault, matched against that item alone) and released when ``job_duration_s`` has passed, or shortly after a
-cancel.
+cancel. Level answers follow the question's truth, off by one step at the model's noise rate. A message is
+priced by its usage; a batch item's price (50% of that) is fixed at creation and billed when the batch ends, if
+the item succeeded.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from sandbox.faults import ITEM_FAULTS
-from sandbox.gateway import FAULT_KEY, TOKENS_KEY
+from sandbox.gateway import CHARGE_KEY, FAULT_KEY, TOKENS_KEY
 from sandbox.generate import chat_reply, count_tokens
 from sandbox.jobs import BatchItem, Clock, MessageBatch, new_batch_id
-from sandbox.providers import error_response, last_user_text, message_text, read_json
+from sandbox.prices import Charge, token_charge
+from sandbox.providers import error_response, message_text, read_json
 from sandbox.state import SandboxState, get_state
 
 router = APIRouter(tags=["anthropic"])
@@ -47,12 +50,12 @@ def params_problem(params: Any, where: str = "") -> str | None:
     return None
 
 
-def message_for(params: dict[str, Any], *, invalid: bool) -> dict[str, Any]:
-    """The Messages API answer to valid ``params``."""
+def message_for(params: dict[str, Any], *, invalid: bool, noise: float = 0.0) -> dict[str, Any]:
+    """The Messages API answer to valid ``params`` (``noise``: the model's rate of off-by-one levels)."""
     system = params.get("system")
     texts = [("system", message_text(system))] if system else []
     texts += [(m["role"], message_text(m.get("content"))) for m in params["messages"]]
-    text = chat_reply(json.dumps(texts, ensure_ascii=False), last_user_text(params["messages"]), invalid=invalid)
+    text = chat_reply(texts, model=params["model"], noise=noise, invalid=invalid)
     stop_reason = "end_turn"
     if count_tokens(text) > params["max_tokens"]:
         text = " ".join(text.split()[: params["max_tokens"]])
@@ -72,17 +75,25 @@ def message_for(params: dict[str, Any], *, invalid: bool) -> dict[str, Any]:
     }
 
 
+def message_charge(message: dict[str, Any], *, batch: bool = False) -> Charge:
+    """The list price of an answered message, by the usage it reports."""
+    usage = message["usage"]
+    return token_charge("anthropic", message["model"], usage["input_tokens"], usage["output_tokens"], batch=batch)
+
+
 @router.post("/v1/messages")
-async def create_message(request: Request) -> JSONResponse:
+async def create_message(request: Request, state: State) -> JSONResponse:
     payload = await read_json(request)
     problem = params_problem(payload)
     if problem is not None:
         return error_response("anthropic", 400, "invalid_request", problem)
     if payload.get("stream"):
         return error_response("anthropic", 400, "invalid_request", "stream=true is not supported by the sandbox")
-    message = message_for(payload, invalid=request.scope.pop(FAULT_KEY, None) == "invalid_output")
+    invalid = request.scope.pop(FAULT_KEY, None) == "invalid_output"
+    message = message_for(payload, invalid=invalid, noise=state.config.anthropic.noise_for(payload["model"]))
     usage = message["usage"]
     request.scope[TOKENS_KEY] = usage["input_tokens"] + usage["output_tokens"]
+    request.scope[CHARGE_KEY] = message_charge(message)
     return JSONResponse(message)
 
 
@@ -118,8 +129,11 @@ def _item(state: SandboxState, item: dict[str, Any]) -> BatchItem:
     if fault is not None and fault.kind == "fail_run":
         error = {"type": "api_error", "message": "Sandbox injected item failure"}
         return BatchItem(item["custom_id"], "errored", {"type": "errored", "error": {"type": "error", "error": error}})
-    message = message_for(item["params"], invalid=fault is not None and fault.kind == "invalid_output")
-    return BatchItem(item["custom_id"], "succeeded", {"type": "succeeded", "message": message})
+    params = item["params"]
+    invalid = fault is not None and fault.kind == "invalid_output"
+    message = message_for(params, invalid=invalid, noise=state.config.anthropic.noise_for(params["model"]))
+    result = {"type": "succeeded", "message": message}
+    return BatchItem(item["custom_id"], "succeeded", result, message_charge(message, batch=True))
 
 
 def _results_url(request: Request, batch_id: str) -> str:
@@ -139,7 +153,7 @@ async def create_batch(request: Request, state: State) -> JSONResponse:
     items = [_item(state, item) for item in payload["requests"]]
     now = time.monotonic()
     batch = MessageBatch(new_batch_id(), items, Clock(now, time.time()), state.config.anthropic.job_duration_s)
-    state.batches.batches[batch.batch_id] = batch
+    state.batches.add(batch)
     return JSONResponse(batch.to_json(now, _results_url(request, batch.batch_id)))
 
 

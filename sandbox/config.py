@@ -7,17 +7,36 @@ updates, so a typo in a test ("requests_per_min") fails loudly instead of silent
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Provider = Literal["parallel", "groq", "anthropic", "workers_ai", "openai"]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
 FaultKind = Literal["5xx", "timeout", "drop", "malformed_json", "invalid_output", "fail_run"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+
+_DATED_SNAPSHOT = re.compile(r"-\d{8}$")
+
+
+def model_alias(model: str) -> str:
+    """A dated snapshot's undated alias ("claude-haiku-4-5-20251001" -> "claude-haiku-4-5"); prices and noise
+    rates are listed under aliases, clients often send snapshots."""
+    return _DATED_SNAPSHOT.sub("", model)
+
+
+NoiseRate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+# Cheaper models answer level questions one step off the truth at these rates (see sandbox.truth); models not
+# listed are premium and answer the truth. A section that does not name `model_noise` gets its provider's map.
+DEFAULT_MODEL_NOISE: Mapping[Provider, Mapping[str, float]] = {
+    "groq": {"llama-3.1-8b-instant": 0.2, "openai/gpt-oss-20b": 0.1},
+    "anthropic": {"claude-haiku-4-5": 0.1},
+}
 
 
 class ConfigError(ValueError):
@@ -60,6 +79,13 @@ class ProviderConfig(BaseModel):
     timeout_s: float = Field(default=60.0, ge=0.0, description="how long a `timeout` fault holds the response")
     seed: int = Field(default=0, description="seed of this provider's fault RNG")
     faults: list[FaultRule] = Field(default_factory=list)
+    model_noise: dict[str, NoiseRate] = Field(
+        default_factory=dict, description="model -> rate (0..1) at which its level answers are one step off the truth"
+    )
+
+    def noise_for(self, model: str) -> float:
+        """The noise rate of ``model`` (or of its undated alias); 0 for models not listed."""
+        return self.model_noise.get(model, self.model_noise.get(model_alias(model), 0.0))
 
 
 class SandboxConfig(BaseModel):
@@ -73,6 +99,27 @@ class SandboxConfig(BaseModel):
     workers_ai: ProviderConfig = Field(default_factory=ProviderConfig)
     openai: ProviderConfig = Field(default_factory=ProviderConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model_noise(cls, data: Any) -> Any:
+        """Give each section that does not set ``model_noise`` its provider's default map.
+
+        A field default cannot differ per provider (all sections share one model), and a partial section such
+        as ``{"groq": {"requests_per_minute": 30}}`` must not silently make GROQ's cheap models exact.
+        """
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for provider, noise in DEFAULT_MODEL_NOISE.items():
+            section = data.get(provider)
+            if section is None:
+                data[provider] = {"model_noise": dict(noise)}
+            elif isinstance(section, Mapping) and "model_noise" not in section:
+                data[provider] = {**section, "model_noise": dict(noise)}
+            elif isinstance(section, ProviderConfig) and "model_noise" not in section.model_fields_set:
+                data[provider] = {**section.model_dump(exclude_unset=True), "model_noise": dict(noise)}
+        return data
+
     def section(self, provider: Provider) -> ProviderConfig:
         """Return the configuration of ``provider``."""
         section = getattr(self, provider)
@@ -82,7 +129,8 @@ class SandboxConfig(BaseModel):
     def patched(self, patch: Mapping[str, Any]) -> SandboxConfig:
         """Return a copy with ``patch`` (``{provider: {field: value}}``) applied field by field.
 
-        A provider's fields not named in the patch keep their value; ``faults`` is replaced as a whole.
+        A provider's fields not named in the patch keep their value; ``faults`` and ``model_noise`` are replaced
+        as a whole.
         Raises :class:`ConfigError` on an unknown provider or an invalid value.
         """
         if not isinstance(patch, Mapping):

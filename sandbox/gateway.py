@@ -1,7 +1,9 @@
 """The gateway: an ASGI middleware that makes every provider endpoint behave like the real service.
 
 For each provider request it checks credentials, enforces the limits (429 + ``retry-after``), adds latency,
-injects faults, adds the provider's headers and ``x-sandbox: true``, and records what happened. The handlers
+injects faults, adds the provider's headers and ``x-sandbox: true``, and records what happened, including the
+list price of an answered call (the handler prices it, the gateway bills it only once a 2xx answer was sent:
+what a 429, a 5xx, a dropped connection or a held answer the client gave up on never cost). The handlers
 behind it only produce the happy-path payloads (and act on the output-level faults handed to them in the
 scope).
 
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sandbox.config import FaultRule
 from sandbox.faults import TRANSPORT_FAULTS
 from sandbox.limits import format_retry_after
+from sandbox.prices import Charge
 from sandbox.providers import (
     Route,
     auth_error,
@@ -39,6 +42,7 @@ from sandbox.stats import LogEntry
 FAULT_KEY = "sandbox.fault"  # the output-level fault kind a handler must apply
 RUN_RESERVATION_KEY = "sandbox.run_reserved"  # True while a Parallel run slot is reserved for this request
 TOKENS_KEY = "sandbox.tokens"  # tokens a handler served (feeds GROQ's token headers)
+CHARGE_KEY = "sandbox.charge"  # the Charge of a call a handler answered, billed if the 2xx answer is delivered
 TRANSPORT_EXTENSION = "sandbox.transport"  # the connection's asyncio transport, set by SandboxH11Protocol
 
 SANDBOX_HEADER = (b"x-sandbox", b"true")
@@ -210,13 +214,18 @@ class Gateway:
         tokens = request.scope.get(TOKENS_KEY)
         if isinstance(tokens, int):
             state.limiters[route.provider].tokens.add(time.monotonic(), tokens)
+        charge = request.scope.pop(CHARGE_KEY, None)
+        if not isinstance(charge, Charge) or not 200 <= reply.status < 300:
+            charge = None
         if kind == "malformed_json":
-            reply = reply.truncated()
+            reply = reply.truncated()  # still billed: the provider answered 200, the bytes broke on the way
         delivered = True
         if kind == "timeout":
             delivered = await self._hold(receive, state.config.section(route.provider).timeout_s)
         if delivered:
             await self._finish(request, send, reply, fault=kind)
+            if charge is not None:
+                state.stats.bill(route.provider, route.endpoint, charge)
         else:
             self._log(request, reply.status, kind, delivered=False)
 

@@ -2,31 +2,28 @@
 
 Everything derives from a hash of the request, so the same input always gives the same output (tests can
 assert exact values, reruns are comparable) and every string says "sandbox" so nobody mistakes it for real
-research.
+research. Level judgements answer a ground truth (:mod:`sandbox.truth`) so benchmarks can score accuracy.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-LEVELS = ("Low", "Medium", "High", "Very High")
+from sandbox.hashing import stable_hash
+from sandbox.truth import LEVELS as LEVELS  # re-exported: callers and tests know the levels from here
+from sandbox.truth import find_question, model_level
+
 INVALID_LEVEL = "Extreme"
 MAX_SCHEMA_DEPTH = 8
 
 _LEVEL_WORD = re.compile(r"\blevels?\b", re.IGNORECASE)
 _URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
 _DOMAIN = re.compile(r"\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}\b", re.IGNORECASE)
-
-
-def stable_hash(*parts: str) -> int:
-    """A 64-bit hash that, unlike ``hash()``, is the same in every process."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
 
 def count_tokens(text: str) -> int:
@@ -42,22 +39,34 @@ def asks_for_level(prompt: str) -> bool:
     return bool(_LEVEL_WORD.search(prompt))
 
 
-def chat_reply(conversation: str, last_user: str, *, invalid: bool = False) -> str:
-    """The assistant text for a conversation (``conversation`` = all messages, serialised by the caller).
+def chat_reply(
+    messages: Sequence[tuple[str, str]], *, model: str = "", noise: float = 0.0, invalid: bool = False
+) -> str:
+    """The assistant text for a conversation of ``(role, text)`` pairs, as ``model`` would answer it.
 
-    A level question gets a JSON object whose level is picked from the hash of the whole conversation;
-    anything else gets a short deterministic sentence. ``invalid`` produces what a misbehaving model returns:
-    an unknown level or text that is not JSON (which one also follows from the hash).
+    A level question (the last user message mentions "level") gets a JSON object whose level is the question's
+    truth (:mod:`sandbox.truth`), moved one step at the rate ``noise`` for a cheap model; the reasoning says
+    "truth" or "noisy" so stored scores show where they came from. Anything else gets a short deterministic
+    sentence. ``invalid`` produces what a misbehaving model returns: an unknown level or text that is not JSON
+    (which one follows from the hash of the conversation).
     """
-    digest = stable_hash(conversation)
+    digest = stable_hash(json.dumps(list(messages), ensure_ascii=False))
     tag = f"{digest & 0xFFFFFFFF:08x}"
+    last_user = next((text for role, text in reversed(messages) if role == "user"), "")
     if invalid:
         if asks_for_level(last_user) and digest % 2 == 0:
             return json.dumps({"level": INVALID_LEVEL, "reasoning": f"sandbox invalid output {tag}"})
         return f"Sandbox invalid output {tag}: the level is probably high {{"
     if asks_for_level(last_user):
-        level = LEVELS[digest % len(LEVELS)]
-        reasoning = f"Sandbox reasoning {tag}: deterministic placeholder, not a model judgement."
+        question = find_question(messages)
+        level = model_level(question.profile, question.criterion, model, noise)
+        if noise > 0:
+            reasoning = (
+                f"Sandbox noisy answer {tag}: {model} answers the truth level but one step off at rate "
+                f"{noise:g}; not a model judgement."
+            )
+        else:
+            reasoning = f"Sandbox truth {tag}: the deterministic truth level for this question; not a model judgement."
         return json.dumps({"level": level, "reasoning": reasoning})
     return f"Sandbox reply {tag}: deterministic placeholder text, not a model answer."
 

@@ -2,7 +2,9 @@
 
 A job's whole life is fixed when it is created (its output and when it ends), and its status is derived from
 the clock when asked. No background tasks are needed, nothing can be left running at shutdown, and a job's
-timing does not depend on how often it is polled.
+timing does not depend on how often it is polled. Billing follows the same idea: the stores hand out the jobs
+that ended since they were last asked (:meth:`RunStore.settle`, :meth:`BatchStore.settle`), so a job is billed
+once, when it ends, whether or not anyone fetched its result.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sandbox.generate import stable_hash
+from sandbox.hashing import stable_hash
+from sandbox.prices import Charge
 
 QUEUED_FRACTION = 0.2  # a run is `queued` for the first fifth of its duration, then `running`
 BATCH_EXPIRY_S = 24 * 3600.0
@@ -100,6 +103,7 @@ class RunStore:
         self.peak_active = 0
         self.created = 0
         self._ends: list[float] = []  # min-heap of end times of runs that may still be active
+        self._unbilled: list[tuple[float, str]] = []  # min-heap of (end, run_id) of runs that will complete
 
     def active(self, now: float) -> int:
         while self._ends and self._ends[0] <= now:
@@ -118,12 +122,22 @@ class RunStore:
             self.reserved -= 1
         if run.duration_s > 0:
             heapq.heappush(self._ends, run.ends_at)
+        if run.error is None:  # a failed run is free
+            heapq.heappush(self._unbilled, (run.ends_at, run.run_id))
         self.peak_active = max(self.peak_active, self.active(now))
+
+    def settle(self, now: float) -> list[TaskRun]:
+        """The runs that completed since the last call: each is returned once, to be billed."""
+        done: list[TaskRun] = []
+        while self._unbilled and self._unbilled[0][0] <= now:
+            done.append(self.runs[heapq.heappop(self._unbilled)[1]])
+        return done
 
     def clear(self) -> None:
         """Forget all runs; ``reserved`` belongs to requests still in flight and is kept."""
         self.runs.clear()
         self._ends.clear()
+        self._unbilled.clear()
         self.peak_active = 0
         self.created = 0
 
@@ -142,6 +156,7 @@ class BatchItem:
     custom_id: str
     outcome: ItemOutcome
     result: dict[str, Any]  # the `result` object of a succeeded or errored line
+    charge: Charge | None = None  # what the item costs if it succeeds before the batch ends
 
 
 @dataclass
@@ -172,6 +187,10 @@ class MessageBatch:
             return len(self.items)
         fraction = (self.cancel_at - self.started.mono) / self.duration_s
         return min(len(self.items), max(0, math.floor(len(self.items) * fraction)))
+
+    def billable(self) -> list[BatchItem]:
+        """Items that succeeded before the batch ended (errored and canceled ones are free)."""
+        return [item for item in self.items[: self.processed()] if item.outcome == "succeeded"]
 
     def counts(self, now: float) -> dict[str, int]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
@@ -214,9 +233,23 @@ class MessageBatch:
 class BatchStore:
     def __init__(self) -> None:
         self.batches: dict[str, MessageBatch] = {}
+        self._unbilled: list[str] = []  # ids of batches not yet ended (a cancel can move their end earlier)
+
+    def add(self, batch: MessageBatch) -> None:
+        self.batches[batch.batch_id] = batch
+        self._unbilled.append(batch.batch_id)
+
+    def settle(self, now: float) -> list[MessageBatch]:
+        """The batches that ended since the last call: each is returned once, to be billed."""
+        ended = [self.batches[i] for i in self._unbilled if self.batches[i].processing_status(now) == "ended"]
+        if ended:
+            done = {batch.batch_id for batch in ended}
+            self._unbilled = [i for i in self._unbilled if i not in done]
+        return ended
 
     def clear(self) -> None:
         self.batches.clear()
+        self._unbilled.clear()
 
 
 def new_batch_id() -> str:

@@ -2,7 +2,9 @@
 embeddings.
 
 Replies are deterministic (see :mod:`sandbox.generate`): a scoring prompt, whose last user message mentions
-"level", gets ``{"level": ..., "reasoning": ...}``; other prompts get a short sentence.
+"level", gets ``{"level": ..., "reasoning": ...}`` with the question's truth level (off by one step at the
+model's configured noise rate); other prompts get a short sentence. Each answered call is priced by the usage
+it reports (:mod:`sandbox.prices`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from sandbox.config import Provider
-from sandbox.gateway import FAULT_KEY, TOKENS_KEY
+from sandbox.gateway import CHARGE_KEY, FAULT_KEY, TOKENS_KEY
 from sandbox.generate import asks_for_level, chat_reply, count_tokens
+from sandbox.prices import token_charge
 from sandbox.providers import error_response, last_user_text, message_text, new_request_id, read_json
+from sandbox.state import get_state
 from sandbox.vectors import embed_many
 
 router = APIRouter(tags=["openai-compatible"])
@@ -43,13 +47,14 @@ def _chat_problem(payload: Any) -> str | None:
     return None
 
 
-def chat_completion(provider: Provider, payload: dict[str, Any], *, invalid: bool) -> dict[str, Any]:
-    """The chat-completion object answering ``payload``."""
+def chat_completion(
+    provider: Provider, payload: dict[str, Any], *, invalid: bool, noise: float = 0.0
+) -> dict[str, Any]:
+    """The chat-completion object answering ``payload`` (``noise``: the model's rate of off-by-one levels)."""
     messages: list[dict[str, Any]] = payload["messages"]
     texts = [(m["role"], message_text(m.get("content"))) for m in messages]
-    conversation = json.dumps(texts, ensure_ascii=False)
     last_user = last_user_text(messages)
-    content = chat_reply(conversation, last_user, invalid=invalid)
+    content = chat_reply(texts, model=payload["model"], noise=noise, invalid=invalid)
     response_format = payload.get("response_format")
     wants_json = isinstance(response_format, dict) and response_format.get("type") in (
         "json_object",
@@ -97,8 +102,13 @@ async def _chat(provider: Provider, request: Request) -> JSONResponse:
     if problem is not None:
         return error_response(provider, 400, "invalid_request", problem)
     invalid = request.scope.pop(FAULT_KEY, None) == "invalid_output"
-    body = chat_completion(provider, payload, invalid=invalid)
-    request.scope[TOKENS_KEY] = body["usage"]["total_tokens"]
+    noise = get_state(request).config.section(provider).noise_for(payload["model"])
+    body = chat_completion(provider, payload, invalid=invalid, noise=noise)
+    usage = body["usage"]
+    request.scope[TOKENS_KEY] = usage["total_tokens"]
+    request.scope[CHARGE_KEY] = token_charge(
+        provider, payload["model"], usage["prompt_tokens"], usage["completion_tokens"]
+    )
     return JSONResponse(body)
 
 
@@ -133,6 +143,7 @@ async def embeddings(request: Request) -> JSONResponse:
         vectors = [v[:-1] for v in vectors]  # a wrong dimension: what a broken model deployment returns
     tokens = sum(count_tokens(t) for t in texts)
     request.scope[TOKENS_KEY] = tokens
+    request.scope[CHARGE_KEY] = token_charge("openai", payload["model"], tokens)  # no embedding model is priced
     data = [
         {"object": "embedding", "index": i, "embedding": _float32_base64(v) if encoding == "base64" else v}
         for i, v in enumerate(vectors)

@@ -19,6 +19,7 @@ from sandbox.config import PROVIDERS, Provider, SandboxConfig
 from sandbox.faults import FaultEngine
 from sandbox.jobs import BatchStore, RunStore
 from sandbox.limits import DAY_S, ProviderLimiter
+from sandbox.prices import run_charge
 from sandbox.providers import RateSnapshot, Route
 from sandbox.stats import Stats
 
@@ -147,8 +148,19 @@ class SandboxState:
             limiter.clear_windows()
         self.faults = FaultEngine(self.config)
 
+    def settle_bills(self, now: float) -> None:
+        """Bill the jobs that ended by ``now``: completed runs at their processor's price, and each succeeded
+        item of an ended batch (its charge fixed at creation, at the batch discount)."""
+        for run in self.runs.settle(now):
+            self.stats.bill("parallel", "create_run", run_charge(run.processor))
+        for batch in self.batches.settle(now):
+            for item in batch.billable():
+                if item.charge is not None:
+                    self.stats.bill("anthropic", "batches_create", item.charge)
+
     def snapshot(self, *, log: bool, provider: str | None, contains: str | None) -> dict[str, Any]:
         now = time.monotonic()
+        self.settle_bills(now)
         providers: dict[str, Any] = {}
         for name in PROVIDERS:
             snap = self.stats.provider_snapshot(name, self.config.section(name).rate_window_s)

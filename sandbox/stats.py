@@ -1,7 +1,8 @@
 """What the sandbox saw: counters per provider and endpoint, exact peaks, and a per-request log.
 
 Tests and benchmarks judge a client by these numbers (did it ever exceed 30 requests in a minute? how many
-calls did company X cost?), so peaks are computed exactly from stored timestamps instead of being sampled.
+calls did company X cost? what would the provider have billed?), so peaks are computed exactly from stored
+timestamps instead of being sampled, and the bill is summed in integer nano-dollars (see :mod:`sandbox.prices`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sandbox.config import PROVIDERS, Provider
+from sandbox.prices import NANOUSD_PER_USD, Charge
 
 PEAK_WINDOW_S = 60.0
 LOG_LIMIT = 200_000  # bounds memory in long benchmarks; `log_dropped` says how many older entries were dropped
@@ -43,6 +45,16 @@ class Counters:
     faults: Counter[str] = field(default_factory=Counter)
     accepted_at: list[float] = field(default_factory=list)
     peak_concurrency: int = 0
+    billed_calls: int = 0  # priced calls the provider would bill (answered 2xx, completed run, succeeded item)
+    list_price_nanousd: int = 0  # their list price, in 1e-9 USD
+    unpriced_calls: int = 0  # billable calls of a model (or processor) without a list price; add nothing
+
+    def bill(self, charge: Charge) -> None:
+        if charge.nanousd is None:
+            self.unpriced_calls += 1
+        else:
+            self.billed_calls += 1
+            self.list_price_nanousd += charge.nanousd
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -54,6 +66,10 @@ class Counters:
             "faults_total": sum(self.faults.values()),
             "peak_window_60s": peak_in_window(self.accepted_at, PEAK_WINDOW_S),
             "peak_concurrency": self.peak_concurrency,
+            "billed_calls": self.billed_calls,
+            "list_price_nanousd": self.list_price_nanousd,
+            "list_price_usd": self.list_price_nanousd / NANOUSD_PER_USD,  # for reading; compare the int
+            "unpriced_calls": self.unpriced_calls,
         }
 
 
@@ -125,6 +141,11 @@ class Stats:
     def fault(self, provider: Provider, endpoint: str, kind: str) -> None:
         for counters in self._both(provider, endpoint):
             counters.faults[kind] += 1
+
+    def bill(self, provider: Provider, endpoint: str, charge: Charge) -> None:
+        """Add one billable call (``endpoint``: where it was requested, e.g. ``create_run`` for a run)."""
+        for counters in self._both(provider, endpoint):
+            counters.bill(charge)
 
     def record(self, entry: LogEntry) -> None:
         self.log.append(entry)

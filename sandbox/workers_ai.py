@@ -1,11 +1,17 @@
-"""Cloudflare Workers AI: ``@cf/baai/bge-small-en-v1.5`` embeddings (384-d, ``mean`` or ``cls`` pooling)."""
+"""Cloudflare Workers AI: ``@cf/baai/bge-small-en-v1.5`` embeddings (384-d, ``mean`` or ``cls`` pooling).
+
+The ``result`` reports ``usage`` (the input tokens, summed over the texts) so a client can record its spend,
+and the same count prices the call ($0.02 per million tokens) once the answer is delivered.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from sandbox.gateway import FAULT_KEY
+from sandbox.gateway import CHARGE_KEY, FAULT_KEY
+from sandbox.generate import count_tokens
+from sandbox.prices import WORKERS_AI_BGE_SMALL, token_charge
 from sandbox.providers import error_response, read_json
 from sandbox.vectors import DIMENSIONS, embed_many
 
@@ -32,9 +38,16 @@ async def bge_small(account_id: str, request: Request) -> JSONResponse:
     vectors = embed_many(texts, pooling)
     if request.scope.pop(FAULT_KEY, None) == "invalid_output":
         vectors = [v[:-1] for v in vectors]  # data no longer matches the announced shape
+    tokens = sum(count_tokens(t) for t in texts)
+    request.scope[CHARGE_KEY] = token_charge("workers_ai", WORKERS_AI_BGE_SMALL, tokens)
     return JSONResponse(
         {
-            "result": {"shape": [len(texts), DIMENSIONS], "data": vectors, "pooling": pooling},
+            "result": {
+                "shape": [len(texts), DIMENSIONS],
+                "data": vectors,
+                "pooling": pooling,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
             "success": True,
             "errors": [],
             "messages": [],

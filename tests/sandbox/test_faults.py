@@ -97,7 +97,7 @@ def test_timeout_holds_the_answer(sandbox: SandboxServer, driver: Driver) -> Non
         driver.chat(LEVEL_PROMPT, timeout=0.5)
     assert time.monotonic() - started < 1.5
     assert driver.chat(LEVEL_PROMPT).status_code == 200
-    # The held request was processed (a provider would bill it) but its answer was lost.
+    # The held request was processed but its answer was lost; the sandbox does not bill it (test_billing).
     log = _wait_for_log(sandbox, "groq", 2)
     held = next(e for e in log if e["fault"] == "timeout")
     assert held["status"] == 200 and held["delivered"] is False and held["duration_ms"] < 1900

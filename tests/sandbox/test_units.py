@@ -13,6 +13,7 @@ from sandbox.generate import LEVELS, Company, chat_reply, describe_company, sche
 from sandbox.limits import SlidingWindow, format_groq_duration, format_retry_after
 from sandbox.providers import classify
 from sandbox.stats import peak_in_window
+from sandbox.truth import truth_level
 from sandbox.vectors import DIMENSIONS, embed
 
 
@@ -114,11 +115,15 @@ def test_schema_content_follows_schema_and_is_marked() -> None:
 
 
 def test_chat_reply_levels_are_deterministic() -> None:
-    replies = {chat_reply(f"conversation {i}", "Answer with the level") for i in range(40)}
+    def ask(i: int) -> list[tuple[str, str]]:
+        return [("user", f"Company profile:\nCompany: Firm {i}\n\nCriterion: AI strategy\nAnswer with the level")]
+
+    replies = {chat_reply(ask(i)) for i in range(200)}
     levels = {json.loads(r)["level"] for r in replies}
-    assert levels == set(LEVELS)  # all four levels occur across prompts
-    assert chat_reply("x", "level?") == chat_reply("x", "level?")
-    assert "Sandbox" in chat_reply("x", "hello")
+    assert levels == set(LEVELS)  # all four levels occur across companies
+    assert chat_reply(ask(1)) == chat_reply(ask(1))
+    assert json.loads(chat_reply(ask(1)))["level"] == truth_level("Company: Firm 1", "AI strategy")
+    assert "Sandbox" in chat_reply([("user", "hello")])
 
 
 def test_vectors_are_unit_norm_and_meaningful() -> None:
