@@ -67,5 +67,8 @@ def load_embedding_block(reference: str) -> EmbeddingBlock:
 
 
 def clear_block_cache() -> None:
+    from blocks import spend  # a policy found missing is remembered there; it may exist now
+
     with _lock:
         _cache.clear()
+    spend.forget_missing_policies()

@@ -86,3 +86,7 @@ def load_spend_policy(name: str = DEFAULT_SPEND_POLICY) -> SpendPolicy:
 
 
 _missing: set[str] = set()
+
+
+def forget_missing_policies() -> None:
+    _missing.clear()

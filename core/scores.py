@@ -46,34 +46,20 @@ def score_rows(
 ) -> list[dict[str, Any]]:
     """The eleven rows of one company: one per criterion, then the total (tokens summed)."""
     levels = {s.criterion: s.level for s in scores}
-    if len(levels) != len(scores):
-        raise ValueError("one score per criterion, please")
     total = total_points(levels)
-    when = scored_at or utcnow()
-    common: dict[str, Any] = {
-        "company_id": company_id,
-        "bulk_action_id": bulk_action_id,
-        "provider": provider,
-        "model": model,
-        "input_sha256": input_sha256,
-        "scored_at": when,
-        "tier": tier,
-    }
-    rows = [
-        {
-            **common,
-            "criterion": s.criterion,
-            "level": s.level.value,
-            "score": s.level.points,
-            "reasoning": s.reasoning,
-            "prompt_tokens": s.prompt_tokens,
-            "completion_tokens": s.completion_tokens,
-        }
-        for s in sorted(scores, key=lambda s: list(CRITERIA_BY_KEY).index(s.criterion))
-    ]
+    rows = criterion_rows(
+        company_id=company_id,
+        bulk_action_id=bulk_action_id,
+        provider=provider,
+        model=model,
+        input_sha256=input_sha256,
+        scores=scores,
+        scored_at=scored_at,
+        tier=tier,
+    )
     rows.append(
         {
-            **common,
+            **{key: rows[0][key] for key in _COMMON},
             "criterion": TOTAL_CRITERION,
             "level": None,
             "score": total,
@@ -83,6 +69,48 @@ def score_rows(
         }
     )
     return rows
+
+
+_COMMON = ("company_id", "bulk_action_id", "provider", "model", "input_sha256", "scored_at", "tier")
+
+
+def criterion_rows(
+    *,
+    company_id: int,
+    bulk_action_id: int | None,
+    provider: str,
+    model: str,
+    input_sha256: str,
+    scores: Sequence[CriterionScore],
+    scored_at: datetime | None = None,
+    tier: int | None = None,
+) -> list[dict[str, Any]]:
+    """One row per criterion, in rubric order, without the total: on their own, what a company scored
+    half-way keeps when a budget stops it (reused by ``answered_criteria`` when the action resumes)."""
+    if not scores or len({s.criterion for s in scores}) != len(scores):
+        raise ValueError("one score per criterion, please")
+    common: dict[str, Any] = {
+        "company_id": company_id,
+        "bulk_action_id": bulk_action_id,
+        "provider": provider,
+        "model": model,
+        "input_sha256": input_sha256,
+        "scored_at": scored_at or utcnow(),
+        "tier": tier,
+    }
+    order = list(CRITERIA_BY_KEY)
+    return [
+        {
+            **common,
+            "criterion": s.criterion,
+            "level": s.level.value,
+            "score": s.level.points,
+            "reasoning": s.reasoning,
+            "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": s.completion_tokens,
+        }
+        for s in sorted(scores, key=lambda s: order.index(s.criterion))
+    ]
 
 
 def store_scores(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -104,28 +132,6 @@ def store_scores(session: Session, rows: list[dict[str, Any]]) -> None:
             "tier",
         ),
     )
-
-
-def criterion_rows(
-    *,
-    company_id: int,
-    bulk_action_id: int | None,
-    provider: str,
-    model: str,
-    input_sha256: str,
-    scores: Sequence[CriterionScore],
-    tier: int | None = None,
-) -> list[dict[str, Any]]:
-    """Criterion rows without the total: what a company scored half-way keeps when a budget stops it."""
-    return score_rows(
-        company_id=company_id,
-        bulk_action_id=bulk_action_id,
-        provider=provider,
-        model=model,
-        input_sha256=input_sha256,
-        scores=scores,
-        tier=tier,
-    )[:-1]
 
 
 def answered_criteria(

@@ -40,6 +40,8 @@ class BudgetReachedError(BulkAIError):
         self.limit_nanousd = limit_nanousd
         #: outcomes a handler had finished before the refusal (``tasks.batch`` records them before stopping)
         self.completed: list[Any] = []
+        #: how the stopped batch moved the outcome counts before it stopped (``tasks.batch``)
+        self.count_changes: dict[str, int] = {}
         super().__init__(
             f"budget reached: {describe_account(account)} has a limit of {format_usd(limit_nanousd)}, "
             f"{format_usd(committed_nanousd)} is spent or reserved, and the next call may cost up to "
@@ -118,6 +120,8 @@ def _ledger_total(session: Session, key: str) -> int:
     stmt = select(func.coalesce(func.sum(SpendEntry.cost_nanousd), 0))
     if kind == "action":
         stmt = stmt.where(SpendEntry.bulk_action_id == int(rest))
+    elif kind not in ("creator", "provider"):
+        return 0
     else:
         month, _, name = rest.partition(":")
         start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)

@@ -112,6 +112,7 @@ def map_batches(
             # not a failure: the batch recorded what it paid for and left the rest pending; no new batch starts
             logger.warning("batch %d stopped: %s", index, stop)
             tally.budget_stop = tally.budget_stop or str(stop)
+            monitor.count(stop.count_changes)
         else:
             logger.error("batch %d ended %s: %s", index, state.type.value, state.message)
             errors, changes = _record_crashed_batch(db, job, state, index)

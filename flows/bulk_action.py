@@ -47,6 +47,8 @@ def bulk_action(
     max_companies: int = DEFAULT_MAX_COMPANIES,
     dry_run: bool = False,
     shards: int = 1,
+    budget_usd: float | None = None,
+    allow_unpriced: bool = False,
     action_parameters: dict[str, Any] | None = None,
 ) -> Any:
     """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption, update_status) over a selection.
@@ -54,6 +56,9 @@ def bulk_action(
     Args:
         action: the action's name.
         provider: provider block as ``<block-type>/<name>``; empty for the action's default.
+        budget_usd: the most the action may spend, USD; reaching it pauses the action (the paid actions:
+            generate_embeddings, enrich_companies, score_llm_adoption).  With ``bulk_action_id``, a new budget.
+        allow_unpriced: run a paid model without a price, recording its calls at $0 (otherwise refused).
         action_parameters: the action's own parameters (``rescore``, ``status``...), as its flow names them.
         Other arguments: as in each action's flow; those an action does not take (``shards`` for
             ``update_status``) must be left at their defaults.
@@ -71,6 +76,8 @@ def bulk_action(
         "max_companies": max_companies,
         "dry_run": dry_run,
         "shards": shards,
+        "budget_usd": budget_usd,
+        "allow_unpriced": allow_unpriced,
     }
     if provider:
         parameters["provider"] = provider

@@ -42,6 +42,8 @@ def enrich_companies(
     dry_run: bool = False,
     shards: int = 1,
     shard_index: int | None = None,
+    budget_usd: float | None = None,
+    allow_unpriced: bool = False,
 ) -> BulkActionSummary | DryRunReport | State[Any]:
     """Enrich the companies from their websites: products, ownership, activity, contacts, outreach emails.
 
@@ -62,6 +64,11 @@ def enrich_companies(
         dry_run: resolve the selection and report its size and a sample; write nothing, call nothing.
         shards: spread the action over this many child flow runs on the work pool (several workers).
         shard_index: set by the parent on each child; with ``bulk_action_id`` and ``takeover``, reruns one shard.
+        budget_usd: the most this action may spend, USD: each Parallel run's price is reserved before it is
+            created, so no run starts that could pass it; reaching it pauses the action (resume with a raised
+            budget).  With ``bulk_action_id``, sets a new budget.  Failed runs cost nothing.
+        allow_unpriced: run a processor that has no price (its runs are recorded at $0, marked unpriced);
+            otherwise such a run is refused before it starts.
     """
     return run_bulk_action(
         BulkActionRequest(
@@ -79,6 +86,8 @@ def enrich_companies(
             dry_run=dry_run,
             shards=shards,
             shard_index=shard_index,
+            budget_usd=budget_usd,
+            allow_unpriced=allow_unpriced,
         )
     )
 

@@ -36,6 +36,8 @@ def generate_embeddings(
     dry_run: bool = False,
     shards: int = 1,
     shard_index: int | None = None,
+    budget_usd: float | None = None,
+    allow_unpriced: bool = False,
 ) -> BulkActionSummary | DryRunReport | State[Any]:
     """Embed the companies' profile text with the chosen embedding provider block.
 
@@ -56,6 +58,11 @@ def generate_embeddings(
         dry_run: resolve the selection and report its size and a sample; write nothing, call nothing.
         shards: spread the action over this many child flow runs on the work pool (several workers).
         shard_index: set by the parent on each child; with ``bulk_action_id`` and ``takeover``, reruns one shard.
+        budget_usd: the most this action may spend, USD (Workers AI and OpenAI-compatible providers bill input
+            tokens; the local model is free); no call starts whose worst case could pass it, and reaching it
+            pauses the action (resume with a raised budget).  With ``bulk_action_id``, sets a new budget.
+        allow_unpriced: run a paid model that has no price (its calls are recorded at $0, marked unpriced);
+            otherwise such a run is refused before it starts.
     """
     return run_bulk_action(
         BulkActionRequest(
@@ -73,6 +80,8 @@ def generate_embeddings(
             dry_run=dry_run,
             shards=shards,
             shard_index=shard_index,
+            budget_usd=budget_usd,
+            allow_unpriced=allow_unpriced,
         )
     )
 

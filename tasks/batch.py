@@ -226,7 +226,8 @@ def process_batch(
             # What was paid for is recorded; the rest stays pending for the resumed action.  Raising fails this
             # task run, so it is not cached and the resume processes the batch's pending companies again.
             done: list[CompanyResult] = list(stop.completed)
-            _commit(ctx, done, *ctx.pending_writes)
+            tally.add(done, _commit(ctx, done, *ctx.pending_writes))
+            stop.count_changes = {k: v for k, v in tally.count_changes.items() if v}  # for the engine's progress
             raise
         missing = set(call) - {r.company_id for r in results}
         if missing:

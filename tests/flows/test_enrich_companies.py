@@ -23,7 +23,7 @@ from blocks.loading import clear_block_cache, load_database
 from blocks.storage import DEFAULT_STORAGE, load_storage, read_json, write_json
 from core.errors import ConfigurationError
 from core.schema import BulkActionOutcome, Company, EnrichmentStatus, OutcomeStatus
-from core.store import CompanyResult
+from core.store import CompanyResult, create_bulk_action
 from deployments.provision_limits import provision_limits
 from flows.engine import BulkActionSummary
 from flows.enrich_companies import enrich_companies
@@ -180,19 +180,27 @@ def run_handler(provider: str, bulk_action_id: int, company_ids: list[int]) -> t
     return enrich_batch(ctx, company_ids), ctx.provider_calls
 
 
-def test_a_retried_batch_waits_on_the_runs_it_already_paid_for(sandbox: SandboxServer, provider: str) -> None:
-    ids = seed(load_database("default"), 5, seed_value=3201)
+def new_action(db: CompanyDatabase, ids: list[int]) -> int:
+    """A bulk action record for a handler called directly (its runs are metered against the action)."""
+    with db.session() as session:
+        return create_bulk_action(session, action="enrich_companies", company_ids=ids, created_by="tests").id
 
-    first, first_calls = run_handler(provider, 9001, ids)
-    again, again_calls = run_handler(provider, 9001, ids)  # same bulk action: the journaled runs are reused
-    other, other_calls = run_handler(provider, 9002, ids)  # a new bulk action researches afresh
+
+def test_a_retried_batch_waits_on_the_runs_it_already_paid_for(sandbox: SandboxServer, provider: str) -> None:
+    db = load_database("default")
+    ids = seed(db, 5, seed_value=3201)
+    action, other_action = new_action(db, ids), new_action(db, ids)
+
+    first, first_calls = run_handler(provider, action, ids)
+    again, again_calls = run_handler(provider, action, ids)  # same bulk action: the journaled runs are reused
+    other, other_calls = run_handler(provider, other_action, ids)  # a new bulk action researches afresh
 
     assert [r.status for r in first + again + other] == [OutcomeStatus.SUCCEEDED] * 15
     assert [r.detail for r in again] == [r.detail for r in first]  # "run <id>": the very same runs
     assert (first_calls, again_calls, other_calls) == (5, 0, 5) and runs_created(sandbox) == 10
 
     sandbox.reset()  # the provider forgets the runs: a journaled run now answers 404
-    gone, gone_calls = run_handler(provider, 9002, ids)
+    gone, gone_calls = run_handler(provider, other_action, ids)
     assert [r.status for r in gone] == [OutcomeStatus.SUCCEEDED] * 5 and gone_calls == 5
 
 
