@@ -75,9 +75,16 @@ def describe_account(key: str) -> str:
 
 @dataclass(frozen=True)
 class Charge:
-    """The accounts one call charges, with the limit each should have (None: counted, not capped)."""
+    """The accounts one call charges, with the limit each should have (None: counted, not capped).
+
+    ``follow`` names the accounts whose limit the caller holds the truth for (the monthly budgets of the
+    spend-policy block, which an operator may edit at any time): their stored limit is brought up to date at
+    each reservation.  Other accounts (a bulk action's own budget, set when it starts or is resumed) keep the
+    limit stored in the database, so a batch that started before a raise never lowers it back.
+    """
 
     limits: Mapping[str, int | None]
+    follow: frozenset[str] = frozenset()
 
     @property
     def keys(self) -> list[str]:
@@ -143,6 +150,12 @@ def reserve(
         raise ValueError("a reservation is never negative")
     for key in charge.keys:
         _ensure_account(session, key, charge.limits[key])
+        if key in charge.follow:
+            session.execute(
+                update(SpendAccount)
+                .where(SpendAccount.key == key, SpendAccount.limit_nanousd.is_distinct_from(charge.limits[key]))
+                .values(limit_nanousd=charge.limits[key])
+            )
     for key in charge.keys:
         result = session.execute(
             update(SpendAccount)

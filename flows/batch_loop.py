@@ -106,8 +106,9 @@ def map_batches(
             tally.provider_calls += 0 if cached else report.provider_calls
             tally.invalid_input += 0 if cached else report.invalid_input
             tally.errors.update(report.errors)
-            if not cached:  # a checkpointed batch's outcomes were already in the counts at the start
+            if not cached:  # a checkpointed batch's outcomes (and spend) were already counted at the start
                 monitor.count(report.count_changes)
+                monitor.add_spend(report.spent_nanousd)
         elif (stop := _budget_stop(state)) is not None:
             # not a failure: the batch recorded what it paid for and left the rest pending; no new batch starts
             logger.warning("batch %d stopped: %s", index, stop)

@@ -40,11 +40,22 @@ class BulkActionRequest:
 
 @dataclass(frozen=True)
 class DryRunReport:
-    """What a dry run found: the selection's size and a sample; nothing was written."""
+    """What a dry run found: the selection's size, a sample, and what running it would take (``core.estimates``).
+
+    Nothing was written and no provider was called.  ``skipped`` and ``invalid_input`` are scaled from a sample
+    of at most 200 companies (exact for smaller selections); ``assumptions`` says what every estimate rests on.
+    """
 
     action: str
     count: int
     sample: list[dict[str, Any]]
+    skipped: int = 0
+    invalid_input: int = 0
+    provider_calls: int = 0
+    estimated_cost_nanousd: int = 0
+    estimated_cost_usd: float = 0.0
+    expected_seconds: float = 0.0
+    assumptions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

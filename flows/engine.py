@@ -9,7 +9,8 @@ for the whole action (``flows.provider_slots``); a missing limit stops the run i
 
 With ``shards > 1`` the flow run becomes a parent: it submits one child flow run per shard through the work
 pool (``flows.shards``), each child takes its own slots from the same global limit, and the parent reports the
-overall progress and the combined end.  ``dry_run`` resolves the selection and reports it, writing nothing.
+overall progress and the combined end.  ``dry_run`` resolves the selection and reports it with the estimated
+provider calls, cost and duration (``flows.dry_run``), writing nothing.
 
 Progress goes to the database every ``progress_every`` batches and at the end, and to a live progress artifact,
 both from a monitor thread (``flows.progress``) so the loop never waits on them; a summary table artifact closes
@@ -24,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import Flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run as current_flow_run
@@ -37,7 +38,6 @@ from core.catalog import get_action
 from core.errors import EmptyCompanyListError, EmptySelectionError, InputError
 from core.pricing import format_usd, nano_to_usd, usd_to_nano
 from core.schema import BulkAction, BulkActionStatus
-from core.selection import preview
 from core.shards import find_shard_by_flow_run, set_shard_status, shard_rows, store_shard_progress
 from core.spend import account_state, action_account, action_spend, check_budget_usd, release_abandoned
 from core.store import (
@@ -53,6 +53,7 @@ from flows.batch_loop import BatchJob, Tally, map_batches
 from flows.bulk_record import OpenedAction, as_started, open_action, open_shard, read_flow_run
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary, DryRunReport
 from flows.cost_checks import check_spend_preconditions
+from flows.dry_run import dry_run
 from flows.pausing import suspend_paused_action
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
@@ -77,7 +78,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
     _validate(request)
     db = load_database(request.database)
     if request.dry_run:
-        return _dry_run(db, request)
+        return dry_run(db, request)
     request = as_started(db, request, spec)
     block = load_provider_block(request.provider)
     tag = str(block.concurrency_tag)
@@ -140,32 +141,6 @@ def _validate(request: BulkActionRequest) -> None:
     check_budget_usd(request.budget_usd)
 
 
-def _dry_run(db: CompanyDatabase, request: BulkActionRequest) -> DryRunReport:
-    """Resolve the selection and report its size and a sample; write nothing."""
-    if request.selection is None:
-        raise InputError("dry_run needs a selection (a rerun's companies are already recorded)")
-    with db.read_session() as session:
-        found = preview(session, request.selection)
-    report = DryRunReport(action=request.action, count=found.count, sample=found.sample)
-    rows = "\n".join(
-        f"| {row['id']} | {row['name']} | {row.get('country') or ''} | {row.get('industry') or ''} | "
-        f"{row.get('priority', '')} |"
-        for row in found.sample
-    )
-    create_markdown_artifact(
-        f"## Dry run: {request.action} would run on {found.count} companies\n\n"
-        f"Nothing was written. Selection: `{request.selection.model_dump_json(exclude_none=True)}`\n\n"
-        "| id | name | country | industry | priority |\n| --- | --- | --- | --- | --- |\n" + rows,
-        description=f"dry run of {request.action}: {found.count} companies",
-    )
-    get_run_logger().info("dry run: %s would run on %d companies; nothing written", request.action, found.count)
-    if found.count > request.max_companies:
-        get_run_logger().warning(
-            "the selection is larger than max_companies=%d: the real run would be refused", request.max_companies
-        )
-    return report
-
-
 def _nothing_selected(error: EmptySelectionError) -> State[Any]:
     """An empty selection is reported and the run ends cleanly: nothing to do is not a failure."""
     get_run_logger().warning("%s; no bulk action was created", error)
@@ -203,11 +178,13 @@ def _run_batches(
     if given_back:
         logger.warning("gave back %s reserved by calls of earlier runs that never settled", format_usd(given_back))
     suffix = "progress" if shard is None else f"shard-{shard}-progress"
+    description = f"{what}: {request.action} over {counts_at_start.total} companies"
     progress_id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call returns the UUID
-        0.0,
-        key=artifact_key(request.action, bulk_action_id, suffix),
-        description=f"{what}: {request.action} over {counts_at_start.total} companies",
+        0.0, key=artifact_key(request.action, bulk_action_id, suffix), description=description
     )
+    with db.read_session() as session:
+        spent_at_start = action_spend(session, bulk_action_id)
+        account = account_state(session, action_account(bulk_action_id))
     monitor = ProgressMonitor(
         db=db,
         bulk_action_id=bulk_action_id,
@@ -220,6 +197,9 @@ def _run_batches(
         write_counts=None
         if shard is None
         else (lambda session, counts: store_shard_progress(session, bulk_action_id, shard, counts)),
+        description=description,
+        spent_nanousd=spent_at_start,
+        budget_nanousd=account.limit_nanousd if account is not None else None,
     )
     job = BatchJob(
         action=request.action,

@@ -29,6 +29,7 @@ from prefect.client.schemas.objects import StateType
 from sqlalchemy.orm import Session
 
 from blocks.database import CompanyDatabase
+from core.pricing import format_usd
 from core.store import OutcomeCounts, pause_requested, store_progress
 
 
@@ -55,6 +56,9 @@ class ProgressMonitor:
         cancel_check_seconds: float,
         artifact_interval: float = 1.0,
         write_counts: Callable[[Session, OutcomeCounts], None] | None = None,
+        description: str = "",
+        spent_nanousd: int = 0,
+        budget_nanousd: int | None = None,
     ) -> None:
         self._db = db
         #: where the counts go: the bulk action record, or a shard's row when the action runs in shards
@@ -75,6 +79,10 @@ class ProgressMonitor:
         self._artifact_at = 0.0
         self._artifact_percent = -1.0
         self._next_cancel_check = time.monotonic() + cancel_check_seconds
+        self._description = description
+        self._spent = spent_nanousd
+        self._budget = budget_nanousd
+        self._shown_spend = -1
         self.cancel_requested = False
         #: someone ran ``pause_bulk_action``: the engine lets in-flight batches finish and pauses
         self.pause_requested = False
@@ -102,6 +110,25 @@ class ProgressMonitor:
         if changes:
             with self._lock:
                 self._counts = self._counts.changed_by(changes)
+
+    def add_spend(self, nanousd: int) -> None:
+        """What a finished batch's calls cost (``BatchReport.spent_nanousd``); returns at once."""
+        if nanousd:
+            with self._lock:
+                self._spent += nanousd
+
+    def spend_line(self) -> str:
+        """Spend so far and the projected total at this pace: what the progress artifact's description adds."""
+        with self._lock:
+            spent, counts = self._spent, self._counts
+        if not spent and self._budget is None:
+            return ""
+        line = f"spent {format_usd(spent)}"
+        if counts.processed and counts.processed < counts.total:
+            line += f", projected {format_usd(spent * counts.total // counts.processed)}"
+        if self._budget is not None:
+            line += f" of a {format_usd(self._budget)} budget"
+        return line
 
     @property
     def counts(self) -> OutcomeCounts:
@@ -149,7 +176,10 @@ class ProgressMonitor:
             self._written = finished
         percent = 100.0 * finished / self._total_batches
         due = time.monotonic() - self._artifact_at >= self._artifact_interval
-        if percent != self._artifact_percent and (due or final):
-            update_progress_artifact(self._artifact_id, percent)
+        spend = self.spend_line()
+        if (percent != self._artifact_percent or spend and self._spent != self._shown_spend) and (due or final):
+            description = f"{self._description}: {spend}" if spend else None
+            update_progress_artifact(self._artifact_id, percent, description=description)
             self._artifact_percent = percent
+            self._shown_spend = self._spent
             self._artifact_at = time.monotonic()

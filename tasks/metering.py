@@ -90,12 +90,14 @@ class Meter:
     def charge(self, provider: str) -> Charge:
         """The accounts a call to ``provider`` (``groq``, ``parallel``...) charges this month."""
         month = month_of(utcnow())
+        creator, provider_key = creator_account(self.created_by, month), provider_account(provider, month)
         return Charge(
             {
                 action_account(self.bulk_action_id): self.action_limit,
-                creator_account(self.created_by, month): self.policy.creator_limit(self.created_by),
-                provider_account(provider, month): self.policy.provider_limit(provider),
-            }
+                creator: self.policy.creator_limit(self.created_by),
+                provider_key: self.policy.provider_limit(provider),
+            },
+            follow=frozenset({creator, provider_key}),
         )
 
     @contextmanager
