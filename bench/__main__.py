@@ -27,7 +27,7 @@ from bench.environment import prefect_environment, wait_for_quiet_server
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 #: key → (comparison, target): what each figure must reach
-TARGETS: dict[str, tuple[str, float]] = {
+TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
     "engine_ms_per_company": ("<=", 2.0),
     "embed_pipeline_vs_raw": (">=", 0.95),
     "invalid_input_provider_calls": ("==", 0.0),
@@ -52,6 +52,13 @@ TARGETS: dict[str, tuple[str, float]] = {
     "export_rows_per_second": (">=", 100_000.0),
     "export_vs_bare_dump": (">=", 0.8),
     "export_peak_rss_mb": ("<=", 300.0),
+    "cost_vs_list_price": ("in", (0.999, 1.001)),
+    "budget_overspend_usd": ("==", 0.0),
+    "budget_unused_fraction": ("<=", 0.05),
+    "pause_resume_repeated_paid_calls": ("==", 0.0),
+    "tiered_cost_vs_premium": ("<=", 0.4),
+    "tiered_agreement": (">=", 0.95),
+    "estimate_vs_actual_cost": ("in", (0.8, 1.25)),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -64,12 +71,16 @@ MODULES = {
     "shards": "bench.bench_shards",
     "import": "bench.bench_import",
     "export": "bench.bench_export",
+    "spend": "bench.bench_spend",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
-DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input", "import"]
+DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input", "import", "spend"]
 
 
-def _meets(value: float, comparison: str, target: float) -> bool:
+def _meets(value: float, comparison: str, target: float | tuple[float, float]) -> bool:
+    if isinstance(target, tuple):
+        low, high = target
+        return low <= value <= high
     return {"<=": value <= target, ">=": value >= target, "==": value == target}[comparison]
 
 
@@ -156,7 +167,8 @@ def main(argv: list[str]) -> int:
             comparison, target = TARGETS[key]
             ok = _meets(value, comparison, target)
             failed += not ok
-            print(f"{key:40s} {value:12.4f}  {comparison} {target:<6g}  {'yes' if ok else 'NO'}")
+            shown = f"{target[0]:g}-{target[1]:g}" if isinstance(target, tuple) else f"{comparison} {target:<6g}"
+            print(f"{key:40s} {value:12.4f}  {shown:9s}  {'yes' if ok else 'NO'}")
         else:
             print(f"{key:40s} {value:12.4f}")
     for name, error in errors.items():

@@ -7,7 +7,8 @@ the selected companies (``core.estimate_inputs`` reads it, spread over the whole
 * **who costs nothing**: companies that fail the input checks (``core.company_checks``, as the batch checks
   them) and companies whose stored result is current (scores answering the same prompts, a vector of the same
   text and model) are counted from the sample and scaled to the selection;
-* **calls**: ``score_llm_adoption`` makes 10 per company and tier it reaches (the first tier for every company,
+* **calls**: ``score_llm_adoption`` makes 10 per company and tier it reaches (1 at a cheaper tier that asks all
+  criteria at once) (the first tier for every company,
   then ``escalation share`` of those for the next tier: the share earlier tiered scorings escalated, or
   ``DEFAULT_ESCALATION_SHARE``); ``enrich_companies`` one Parallel run per company with a usable website;
   ``generate_embeddings`` one request per call unit of 10 companies that has something to embed (about
@@ -46,6 +47,7 @@ from core.catalog import get_action
 from core.company_checks import check_company
 from core.pricing import FREE_PROVIDERS, PriceBook, UnpricedModelError, format_usd
 from core.rubric import CRITERIA, CompanyLike, build_prompt, input_sha256
+from core.rubric_combined import build_combined_prompt
 from core.text import embedding_text, text_sha256
 
 #: without ledger history: byte-level BPE tokenizers give 3-5 bytes per token on English prompts
@@ -176,6 +178,8 @@ class LLMTier:
     current: Mapping[int, str] = field(default_factory=dict)
     pace: Pace | None = None
     seconds_per_call: float = LLM_SECONDS_PER_CALL
+    #: a cheaper tier that asks all ten criteria in one call (``core.rubric_combined``)
+    combined: bool = False
 
 
 # --- the shared arithmetic ---------------------------------------------------------------------------------
@@ -294,13 +298,15 @@ def estimate_scoring(
     paced: list[float] = []
     for t, tier in enumerate(tiers):
         paying = [c for c in valid if not current[t][c.id]]
-        calls = _scaled_float(reach[t] * len(CRITERIA) * len(paying), len(sample), companies)
+        per_company = 1 if tier.combined else len(CRITERIA)
+        calls = _scaled_float(reach[t] * per_company * len(paying), len(sample), companies)
         if not paying or calls <= 0:
             continue
         if tier.provider in FREE_PROVIDERS:
             notes.append(f"{tier.reference} runs on this machine: $0")
         else:
-            mean_bytes = sum(prompt_bytes[c.id] for c in paying) / (len(paying) * len(CRITERIA))
+            sizes = [_combined_prompt_bytes(c) if tier.combined else prompt_bytes[c.id] for c in paying]
+            mean_bytes = sum(sizes) / (len(paying) * per_company)
             total_cost += _llm_call_cost(prices, tier, mean_bytes, allow_unpriced, notes) * calls
         total_calls += calls
         seconds_per_company += calls / companies * tier.seconds_per_call
@@ -331,6 +337,11 @@ def _scaled_float(count: float, sample_size: int, companies: int) -> float:
 def _prompt_bytes(company: CompanyLike) -> int:
     """The UTF-8 bytes of a company's ten prompts, as the meter records them (``input_bytes``)."""
     return sum(len(m["content"].encode("utf-8")) for c in CRITERIA for m in build_prompt(company, c))
+
+
+def _combined_prompt_bytes(company: CompanyLike) -> int:
+    """The UTF-8 bytes of a company's one prompt asking every criterion (a cheaper tier's call)."""
+    return sum(len(m["content"].encode("utf-8")) for m in build_combined_prompt(company))
 
 
 def _escalation_shares(tiers: int, history: TierHistory, notes: list[str]) -> list[float]:

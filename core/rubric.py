@@ -150,6 +150,7 @@ class CompanyLike(EmbeddingFields, Protocol):
 ChatMessage = dict[str, str]
 
 _PROFILE_HEADER = "Company profile:"
+PROFILE_HEADER = _PROFILE_HEADER
 _CRITERION_PREFIX = "Criterion: "
 
 
@@ -240,6 +241,11 @@ class Judgement:
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _LEVELS_BY_TEXT: Mapping[str, Level] = {level.value.casefold(): level for level in Level}
+
+
+def json_candidates(text: str) -> list[str]:
+    """Where a JSON object may sit in a model's reply: the whole text, fenced blocks, the outermost braces."""
+    return _candidates(text)
 
 
 def _candidates(text: str) -> list[str]:

@@ -22,7 +22,12 @@ BAND_NAMES = ("Low", "Medium", "High", "Very High")
 
 
 class EscalationRule(BaseModel):
-    """When a company goes up a tier.  Defaults: bands 0-14, 15-29, 30-50 and a margin of 4 points."""
+    """When a company goes up a tier.  Defaults: bands 0-14, 15-29, 30-50 and a margin of 3 points.
+
+    The margin trades cost for agreement: a cheap model that gets one criterion in five a level wrong moves a
+    total by a few points, so a margin of 3 sends up about a quarter of the companies and keeps 99 % of them in
+    the band the premium model would give (``bench/bench_spend.py``; the README has the measured table).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,7 +36,7 @@ class EscalationRule(BaseModel):
         description="Totals where a band starts (0-50, increasing): 15 and 30 make Low 0-14, Medium 15-29, High 30+.",
     )
     margin: int = Field(
-        default=4, ge=0, le=MAX_TOTAL, description="A cheap total within this many points of an edge is uncertain."
+        default=3, ge=0, le=MAX_TOTAL, description="A cheap total within this many points of an edge is uncertain."
     )
     escalate_undecided: bool = Field(
         default=True, description="A criterion the cheap tier could not decide sends the company up a tier."

@@ -87,7 +87,11 @@ def _estimate(
     ids = [c.id for c in sample]
     if kind == "llm":
         references = Tiers.of(request.options.get("tiers"), request.provider).providers
-        tiers = [_llm_tier(session, reference, ids) for reference in references]
+        combined = request.options.get("cheap_prompt", "combined") == "combined"
+        tiers = [
+            _llm_tier(session, reference, ids, combined=combined and i < len(references) - 1)
+            for i, reference in enumerate(references)
+        ]
         return estimate_scoring(
             count,
             sample,
@@ -107,7 +111,7 @@ def _estimate(
     return estimate_embeddings(count, sample, current, model, prices, slots)
 
 
-def _llm_tier(session: Session, reference: str, ids: list[int]) -> LLMTier:
+def _llm_tier(session: Session, reference: str, ids: list[int], *, combined: bool = False) -> LLMTier:
     """An LLM block as the estimate sees it: its model, its ledger history, who it has scored, its pacing."""
     block = load_provider_block(reference)
     client = block.get_client()
@@ -121,6 +125,7 @@ def _llm_tier(session: Session, reference: str, ids: list[int]) -> LLMTier:
         current=current_input_hashes(session, ids, provider, model),
         pace=_pace(block),
         seconds_per_call=LOCAL_SECONDS_PER_CALL if local else LLM_SECONDS_PER_CALL,
+        combined=combined,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 from prefect.client.schemas.objects import State
@@ -44,6 +44,7 @@ def score_llm_adoption(
     allow_unpriced: bool = False,
     tiers: list[str] | None = None,
     escalation: EscalationRule | None = None,
+    cheap_prompt: Literal["combined", "per_criterion"] = "combined",
 ) -> BulkActionSummary | DryRunReport | State[Any]:
     """Score each company's LLM adoption on the ten rubric criteria and store the eleven scores.
 
@@ -74,7 +75,9 @@ def score_llm_adoption(
             ``["groq-llm/small", "groq-llm/default"]``; a company goes up a tier only when ``escalation`` finds
             the cheaper tier's result uncertain.
         escalation: when a tier's result is uncertain: a total within ``margin`` of a band edge, or a criterion
-            it could not decide (default: edges 15 and 30, margin 4).
+            it could not decide (default: edges 15 and 30, margin 3).
+        cheap_prompt: how the cheaper tiers ask: ``combined`` (all ten criteria in one call, about a fifth of
+            the input tokens) or ``per_criterion`` (ten calls, as the premium tier asks).
     """
     # Build the client first: a provider that cannot be paced (its ``window:<tag>`` limit is missing) stops the
     # run here with a ConfigurationError, before a bulk action is recorded, instead of failing every company.
@@ -87,6 +90,7 @@ def score_llm_adoption(
         Tiers.of(tiers, provider)  # the last tier must be the provider the engine holds slots for
         options["tiers"] = list(tiers)
         options["escalation"] = (escalation or EscalationRule()).model_dump(mode="json")
+        options["cheap_prompt"] = cheap_prompt
     return run_bulk_action(
         BulkActionRequest(
             action="score_llm_adoption",

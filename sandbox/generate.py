@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from sandbox.hashing import stable_hash
 from sandbox.truth import LEVELS as LEVELS  # re-exported: callers and tests know the levels from here
-from sandbox.truth import find_question, model_level
+from sandbox.truth import find_combined_question, find_question, model_level
 
 INVALID_LEVEL = "Extreme"
 MAX_SCHEMA_DEPTH = 8
@@ -57,6 +57,18 @@ def chat_reply(
         if asks_for_level(last_user) and digest % 2 == 0:
             return json.dumps({"level": INVALID_LEVEL, "reasoning": f"sandbox invalid output {tag}"})
         return f"Sandbox invalid output {tag}: the level is probably high {{"
+    if asks_for_level(last_user) and (combined := find_combined_question(messages)) is not None:
+        profile, names = combined
+        kind = f"noisy at rate {noise:g}" if noise > 0 else "truth"
+        return json.dumps(
+            {
+                name: {
+                    "level": model_level(profile, name, model, noise),
+                    "reasoning": f"Sandbox {kind} {tag}: not a model judgement.",
+                }
+                for name in names
+            }
+        )
     if asks_for_level(last_user):
         question = find_question(messages)
         level = model_level(question.profile, question.criterion, model, noise)

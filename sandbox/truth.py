@@ -104,3 +104,28 @@ def find_question(messages: Sequence[tuple[str, str]]) -> ScoringQuestion:
         if found:
             return ScoringQuestion(profile.strip(), rest.split("\n", 1)[0].strip())
     return ScoringQuestion((first_user or "").strip(), "")
+
+
+COMBINED_MARKER = "\n\nCriteria:\n"
+
+
+def find_combined_question(messages: Sequence[tuple[str, str]]) -> tuple[str, list[str]] | None:
+    """(profile, criterion names) of a prompt that lists every criterion at once, or None.
+
+    The project's cheap tier asks ``Company profile:\n<lines>\n\nCriteria:\n- <name>: <definition>\n...``
+    and expects one JSON object keyed by those names; each criterion's truth is the same as when it is asked
+    on its own.
+    """
+    for role, text in messages:
+        body = text.lstrip()
+        if role != "user" or not body.startswith(PROFILE_HEADER):
+            continue
+        profile, found, rest = body[len(PROFILE_HEADER) :].partition(COMBINED_MARKER)
+        if not found:
+            continue
+        names = []
+        for line in rest.split("\n\n", 1)[0].splitlines():
+            if line.startswith("- ") and ": " in line:
+                names.append(line[2:].split(": ", 1)[0].strip())
+        return profile.strip(), names
+    return None

@@ -16,8 +16,10 @@ has are kept as rows of this action (``core.scores.criterion_rows``) and reused 
 pays for an answer twice.
 
 Tiers (``options["tiers"]``, cheapest first): the company is scored by the first tier; if the escalation rule
-(``core.tiering``) finds the result uncertain it is scored again by the next, and so on.  Every tier's rows are
-stored with their ``tier``; the outcome names the tier that decided.
+(``core.tiering``) finds the result uncertain it is scored again by the next, and so on.  A cheaper tier asks all
+ten criteria in one call (``core.rubric_combined``; ``options["cheap_prompt"] = "per_criterion"`` asks them one by
+one instead), the last tier one call per criterion.  Every tier's rows are stored with their ``tier``; the
+outcome names the tier that decided.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from core.rubric import (
     repair_prompt,
     total_points,
 )
+from core.rubric_combined import build_combined_prompt, parse_combined
 from core.schema import Company, OutcomeStatus
 from core.scores import (
     CriterionScore,
@@ -202,6 +205,8 @@ def _score_company(
         last = index == len(clients) - 1
         if not rescore and current[index].get(company.id) == digest:
             verdict = _stored(ctx, company.id, client)
+        elif not last and ctx.options.get("cheap_prompt", "combined") == "combined":
+            verdict = _score_combined(ctx, company, digest, client, tier)
         else:
             verdict = _score(ctx, company, digest, client, tier, strict=last)
         calls += verdict.calls
@@ -289,6 +294,49 @@ def _score(
     with ctx.database.session() as session:
         store_scores(session, rows)
     return TierResult(total=int(rows[-1]["score"]), undecided=(), calls=ctx.provider_calls - calls_before)
+
+
+def _score_combined(
+    ctx: BatchContext, company: Company, digest: str, client: LLMClient, tier: int | None
+) -> TierResult:
+    """A cheap tier's verdict from one call that asks every criterion (``core.rubric_combined``).
+
+    The call's tokens are spread over the ten rows; criteria the reply leaves out or garbles are undecided
+    (the company then goes up a tier); a provider failure leaves everything undecided.
+    """
+    ctx.count_call()
+    try:
+        text, used_in, used_out = Payer(ctx.meter, company.id, tier).complete(client, build_combined_prompt(company))
+    except ProviderError as error:
+        get_run_logger().warning("company %d: %s failed (%s); up a tier", company.id, client.model, error)
+        return TierResult(None, ("provider failure",), 1)
+    found, undecided = parse_combined(text)
+    if undecided:
+        return TierResult(None, tuple(undecided), 1)
+    share_in, share_out = used_in // len(CRITERIA), used_out // len(CRITERIA)
+    scores = [
+        CriterionScore(
+            criterion=key,
+            level=judgement.level,
+            reasoning=judgement.reasoning,
+            prompt_tokens=share_in + (used_in % len(CRITERIA) if i == 0 else 0),
+            completion_tokens=share_out + (used_out % len(CRITERIA) if i == 0 else 0),
+            calls=1 if i == 0 else 0,
+        )
+        for i, (key, judgement) in enumerate(found.items())
+    ]
+    rows = score_rows(
+        company_id=company.id,
+        bulk_action_id=ctx.bulk_action_id,
+        provider=client.provider,
+        model=client.model,
+        input_sha256=digest,
+        scores=scores,
+        tier=tier,
+    )
+    with ctx.database.session() as session:
+        store_scores(session, rows)
+    return TierResult(total=int(rows[-1]["score"]), undecided=(), calls=1)
 
 
 def _keep_partial(
