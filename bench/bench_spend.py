@@ -244,11 +244,45 @@ def _tiered(sandbox: Any) -> dict[str, float]:
     same = sum(rule.band(premium_totals[c]) == rule.band(score) for c, (_, score) in tiered_totals.items())
     escalated = sum(1 for tier, _ in tiered_totals.values() if tier == 1)
     logger.warning("tiered: %d of %d companies went up to the premium tier", escalated, len(ids))
+    _margin_table(tiered.bulk_action_id, premium_totals)
     return {
         "tiered_cost_vs_premium": _spend(tiered.bulk_action_id) / _spend(premium.bulk_action_id),
         "tiered_agreement": same / len(ids),
         "tiered_escalated_fraction": escalated / len(ids),
     }
+
+
+def _margin_table(bulk_action_id: int, premium_totals: dict[int, int]) -> None:
+    """What other margins would have escalated and agreed, from the cheap tier's stored totals (no new calls)."""
+    from sqlalchemy import select
+
+    from blocks.loading import load_database
+    from core.rubric import TOTAL_CRITERION
+    from core.schema import CompanyScore
+    from core.tiering import EscalationRule
+
+    with load_database("default").read_session() as session:
+        cheap = dict(
+            session.execute(
+                select(CompanyScore.company_id, CompanyScore.score).where(
+                    CompanyScore.bulk_action_id == bulk_action_id,
+                    CompanyScore.criterion == TOTAL_CRITERION,
+                    CompanyScore.tier == 0,
+                )
+            )
+            .tuples()
+            .all()
+        )
+    for margin in range(7):
+        rule = EscalationRule(margin=margin)
+        up = {c for c, total in cheap.items() if rule.uncertainty(total) is not None}
+        agree = sum(c in up or rule.band(total) == rule.band(premium_totals[c]) for c, total in cheap.items())
+        logger.warning(
+            "margin %d: %.0f%% escalated, %.1f%% in the premium band",
+            margin,
+            100 * len(up) / len(cheap),
+            100 * agree / len(cheap),
+        )
 
 
 def _estimate_vs_actual(sandbox: Any) -> dict[str, float]:
