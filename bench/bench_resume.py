@@ -105,7 +105,11 @@ def run() -> dict[str, float]:
 
     with SandboxServer(port=0, config={"openai": {"latency_ms": 40}}) as sandbox:
         OpenAICompatibleEmbeddings(
-            base_url=f"{sandbox.url}/v1", api_key="bench", model="sandbox-embed", concurrency_tag="bench-resume"
+            base_url=f"{sandbox.url}/v1",
+            api_key="bench",
+            model="sandbox-embed",
+            self_hosted=True,
+            concurrency_tag="bench-resume",
         ).save("bench-resume", overwrite=True)
         provision_limits({"bench-resume": IN_FLIGHT})
         provider = "openai-compatible-embeddings/bench-resume"

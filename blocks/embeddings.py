@@ -97,6 +97,11 @@ class OpenAICompatibleEmbeddings(Block):
     retries: int = Field(default=2, ge=0, le=10)
     concurrency_tag: str = Field(default="openai-embeddings", description="Prefect concurrency tag.")
     calls_per_batch: int = calls_per_batch_field(FAST_API_CALLS_PER_BATCH)
+    self_hosted: bool = Field(
+        default=False,
+        description="A server you run (vLLM, TEI, Ollama...): its calls cost nothing. Otherwise calls are priced as "
+        "OpenAI prices the model, or by the spend-policy block's model_prices.",
+    )
 
     _client: EmbeddingClient | None = PrivateAttr(default=None)
 
@@ -112,6 +117,7 @@ class OpenAICompatibleEmbeddings(Block):
                 model=self.model,
                 dimensions=self.dimensions,
                 retry=RetryPolicy(retries=self.retries),
+                self_hosted=self.self_hosted,
             )
         return self._client
 

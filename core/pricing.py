@@ -44,7 +44,7 @@ PARALLEL_PROCESSOR_USD: Mapping[str, Decimal] = {
 WORKERS_AI_PER_MILLION: Mapping[str, Decimal] = {"@cf/baai/bge-small-en-v1.5": Decimal("0.02")}
 
 #: providers that run on this machine and are never billed
-FREE_PROVIDERS = frozenset({"local-rules", "local-minilm", "local-database", "local"})
+FREE_PROVIDERS = frozenset({"local-rules", "local-minilm", "local-database", "local", "self-hosted"})
 
 
 class UnpricedModelError(InputError):

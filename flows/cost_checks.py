@@ -50,7 +50,7 @@ def worst_call_nanousd(block: Any, prices: PriceBook, *, allow_unpriced: bool = 
             return prices.run_cost(block.processor)
         if isinstance(block, WorkersAIEmbeddings):
             return prices.embedding_cost("workers-ai", block.model, EMBEDDING_TOKEN_LIMIT)
-        if isinstance(block, OpenAICompatibleEmbeddings):
+        if isinstance(block, OpenAICompatibleEmbeddings) and not block.self_hosted:
             return prices.embedding_cost("openai", block.model, EMBEDDING_TOKEN_LIMIT)
     except UnpricedModelError:
         if allow_unpriced:

@@ -224,6 +224,9 @@ def _openai_tokens(body: Any) -> int | None:
     return reported_tokens(body.get("usage")) if isinstance(body, dict) else None
 
 
+SELF_HOSTED = "self-hosted"
+
+
 class OpenAICompatibleEmbeddingClient:
     """Any ``/v1/embeddings`` endpoint in OpenAI's shape (OpenAI, vLLM, Ollama, TEI, ...).
 
@@ -242,11 +245,14 @@ class OpenAICompatibleEmbeddingClient:
         model: str,
         dimensions: int | None = None,
         retry: RetryPolicy | None = None,
+        self_hosted: bool = False,
     ) -> None:
         self._http = http
         self._model = model
         self._dimensions = dimensions
         self._retry = retry or RetryPolicy()
+        if self_hosted:
+            self.provider = SELF_HOSTED  # a server of your own bills nothing (``core.pricing.FREE_PROVIDERS``)
         self.price_model = model
         self.model_id = model if dimensions is None else f"{model}@{dimensions}"
 

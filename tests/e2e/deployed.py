@@ -120,6 +120,7 @@ OpenAICompatibleEmbeddings(
     base_url=url + "/v1",
     api_key=SecretStr("sk-e2e-secret-0123456789"),
     model="sandbox-embed",
+    self_hosted=True,
     concurrency_tag=settings["shard_tag"],
     calls_per_batch=1,
 ).save("shards", overwrite=True)

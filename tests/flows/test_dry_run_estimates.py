@@ -25,7 +25,7 @@ from blocks.embeddings import WorkersAIEmbeddings
 from blocks.enrichment import ParallelEnrichment
 from blocks.llm import GroqLLM
 from blocks.loading import clear_block_cache, load_database
-from core.estimates import DEFAULT_ESCALATION_SHARE, PARALLEL_RUN_SECONDS
+from core.estimates import PARALLEL_RUN_SECONDS
 from core.pricing import DEFAULT_PRICES
 from core.schema import (
     BulkAction,
@@ -170,8 +170,9 @@ def test_a_dry_run_writes_nothing_and_calls_no_provider(
     assert (scoring.count, scoring.invalid_input, scoring.provider_calls) == (6, 1, 50)
     assert scoring.estimated_cost_nanousd > 0 and scoring.expected_seconds > 0
     assert scoring.estimated_cost_usd == pytest.approx(scoring.estimated_cost_nanousd / 1e9)
-    # the cheap tier asks each valid company once; the assumed share goes on to ten premium calls each
-    assert tiered.provider_calls == 5 + round(DEFAULT_ESCALATION_SHARE * 50)
+    # the cheap tier asks each valid company once; a share of them (assumed, or learned from earlier tiered
+    # scorings of this session) goes on to ten premium calls each
+    assert 5 < tiered.provider_calls < 5 + 50
     assert 0 < tiered.estimated_cost_nanousd < scoring.estimated_cost_nanousd
     assert any("of the companies at tier 1 go up to tier 2" in a for a in tiered.assumptions)
     assert (enrichment.provider_calls, enrichment.estimated_cost_nanousd) == (5, 5 * DEFAULT_PRICES.run_cost("base"))

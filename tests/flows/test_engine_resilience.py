@@ -62,6 +62,7 @@ def sandbox_providers(provider_sandbox: SandboxServer) -> dict[str, str]:
         "base_url": f"{provider_sandbox.url}/v1",
         "api_key": API_KEY,
         "model": "sandbox-embed",
+        "self_hosted": True,  # a made-up model no price list knows: free, as a server of your own is
         "calls_per_batch": 1,  # one provider call per task run: these tests are about per-batch checkpoints
     }
     OpenAICompatibleEmbeddings(**common, retries=1).save("sandbox", overwrite=True)

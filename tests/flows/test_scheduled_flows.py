@@ -361,6 +361,7 @@ def test_cleanup_deletes_past_retention_only_and_fails_actions_whose_flow_run_is
     name, db = fresh
     cid = seed(db, 1, 4701)[0]
     day = timedelta(days=1)
+    NOW = datetime.now(UTC)  # noqa: N806 - the cleanup flow reads the clock itself: the module's NOW ages
     inside = bulk(db, cid, BulkActionStatus.COMPLETED, finished_at=NOW - 7 * day + timedelta(minutes=10))
     outside = bulk(db, cid, BulkActionStatus.FAILED, finished_at=NOW - 7 * day - timedelta(minutes=10))
     alive = bulk(db, cid, BulkActionStatus.RUNNING, created_at=NOW - 60 * day, flow_run_id=flow_run_in(Running()))
