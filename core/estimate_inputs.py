@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.estimates import LedgerHistory, TierHistory
+from core.estimate_model import (
+    LedgerHistory,
+    TierHistory,
+)
 from core.schema import BulkAction, BulkActionOutcome, Company, SpendEntry
 from core.selection import Selection, selected_companies, selection_ordering
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.errors import BulkAIError, InputError
 from core.pricing import format_usd
-from core.schema import SpendAccount, SpendEntry, SpendReservation, utcnow
+from core.schema import BulkAction, BulkActionStatus, SpendAccount, SpendEntry, SpendReservation, utcnow
 
 
 class BudgetReachedError(BulkAIError):
@@ -291,6 +291,21 @@ def release_abandoned(session: Session, bulk_action_id: int, flow_run_ids: Itera
         )
     ).all()
     return release(session, ids)
+
+
+def idle_reservations(session: Session) -> list[int]:
+    """Reservations no call can settle anymore: their bulk action is paused, has ended, or is gone.
+
+    A paused action has no call in flight (it pauses once its batches finish), so whatever it still holds was
+    left by a process that died mid-call; the cleanup gives it back, as a resume would.
+    """
+    idle = [status.value for status in BulkActionStatus if status.finished or status is BulkActionStatus.PAUSED]
+    stmt = (
+        select(SpendReservation.id)
+        .outerjoin(BulkAction, BulkAction.id == SpendReservation.bulk_action_id)
+        .where(or_(BulkAction.id.is_(None), BulkAction.status.in_(idle)))
+    )
+    return list(session.scalars(stmt))
 
 
 def _unreserve(session: Session, accounts: Sequence[str], amount: int) -> int:

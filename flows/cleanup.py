@@ -8,6 +8,8 @@
 3. Resolved and discarded dead jobs past ``dead_job_retention_days`` are deleted.
 4. Checkpoints (persisted task results) older than ``retention_days`` are deleted, conservatively: only when no
    bulk action of this database is pending, running or paused, since any of those may resume from them.
+5. Budget reservations no call can settle anymore (their action is paused, ended or gone: a process died
+   mid-call) are given back, so they stop holding a creator's or provider's monthly budget.
 
 ``dry_run`` reports all of it and changes nothing; a markdown artifact says what was (or would be) done.
 """
@@ -38,6 +40,8 @@ from core.maintenance import (
     stuck_running_actions,
     unfinished_count,
 )
+from core.pricing import format_usd
+from core.spend import idle_reservations, release
 
 
 @dataclass
@@ -48,6 +52,8 @@ class CleanupReport:
     pruned_dead_jobs: int = 0
     purged_results: int = 0
     results_skipped_reason: str | None = None
+    released_reservations: int = 0
+    released_nanousd: int = 0
 
     def markdown(self) -> str:
         would = self.dry_run
@@ -64,6 +70,8 @@ class CleanupReport:
             f"| dead jobs {'to prune' if would else 'pruned'} | {self.pruned_dead_jobs} | |",
             f"| checkpoint files {'to purge' if would else 'purged'} | {self.purged_results} | "
             f"{self.results_skipped_reason or ''} |",
+            f"| budget reservations {'to release' if would else 'released'} | {self.released_reservations} | "
+            f"{format_usd(self.released_nanousd)} |",
         ]
         return "\n".join(lines) + "\n"
 
@@ -75,6 +83,7 @@ class CleanupReport:
             "pruned_dead_jobs": self.pruned_dead_jobs,
             "purged_results": self.purged_results,
             "results_skipped_reason": self.results_skipped_reason,
+            "released_reservations": self.released_reservations,
         }
 
 
@@ -143,6 +152,10 @@ def cleanup(
                 mark_failed(session, bulk_action_id, reason, now=now)
             delete_bulk_actions(session, report.deleted_bulk_actions)
             report.pruned_dead_jobs = prune_resolved_dead_jobs(session, dead_job_retention_days, now)
+        idle = idle_reservations(session)
+        report.released_reservations = len(idle)
+        if not dry_run:
+            report.released_nanousd = release(session, idle)
         unfinished = unfinished_count(session) - (len(stuck) if dry_run else 0)
 
     root = Path(PREFECT_RESULTS_LOCAL_STORAGE_PATH.value()).expanduser()

@@ -24,21 +24,23 @@ from blocks.spend import load_spend_policy
 from core.catalog import get_action
 from core.errors import InputError, MissingProviderLimitError
 from core.estimate_inputs import ledger_history, sample_companies, tier_history
-from core.estimates import (
+from core.estimate_model import (
     LLM_SECONDS_PER_CALL,
     LOCAL_MINILM_SECONDS_PER_TEXT,
     LOCAL_SECONDS_PER_CALL,
     WORKERS_AI_REQUESTS_PER_MINUTE,
-    EmbeddingModel,
     Estimate,
     LLMTier,
     Pace,
     Slots,
+    format_duration,
+)
+from core.estimates import (
+    EmbeddingModel,
     estimate_embeddings,
     estimate_enrichment,
     estimate_local,
     estimate_scoring,
-    format_duration,
 )
 from core.pricing import FREE_PROVIDERS, PriceBook, format_usd, nano_to_usd
 from core.scores import current_input_hashes

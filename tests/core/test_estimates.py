@@ -13,23 +13,25 @@ from sqlalchemy import insert, update
 
 from blocks.database import CompanyDatabase
 from core.estimate_inputs import SampledCompany, ledger_history, sample_companies, tier_history
-from core.estimates import (
-    DEFAULT_OUTPUT_TOKENS,
+from core.estimate_model import (
     ENGINE_SECONDS_PER_BATCH,
     LLM_SECONDS_PER_CALL,
-    PARALLEL_RUN_SECONDS,
-    EmbeddingModel,
     LedgerHistory,
     LLMTier,
     Pace,
     Slots,
     TierHistory,
+    expected_seconds,
+    format_duration,
+)
+from core.estimates import (
+    DEFAULT_OUTPUT_TOKENS,
+    PARALLEL_RUN_SECONDS,
+    EmbeddingModel,
     estimate_embeddings,
     estimate_enrichment,
     estimate_local,
     estimate_scoring,
-    expected_seconds,
-    format_duration,
 )
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.rubric import CRITERIA, build_prompt, input_sha256

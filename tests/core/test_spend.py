@@ -161,3 +161,30 @@ def test_a_monthly_budget_set_mid_month_counts_the_months_earlier_spend(
         assert account is not None and account.spent_nanousd == COST
     with db.session() as session:
         session.execute(delete(SpendAccount).where(SpendAccount.key == key))
+
+
+def test_only_reservations_no_call_can_settle_are_idle(db: CompanyDatabase) -> None:
+    from core.schema import BulkAction, BulkActionStatus
+    from core.spend import idle_reservations, release
+
+    ids: dict[BulkActionStatus, int] = {}
+    with db.session() as session:
+        for status in (BulkActionStatus.RUNNING, BulkActionStatus.PAUSED, BulkActionStatus.FAILED):
+            record = BulkAction(action="score_llm_adoption", created_by="tester", status=status)
+            session.add(record)
+            session.flush()
+            key = action_account(record.id)
+            reserve(session, Charge({key: None}), WORST, bulk_action_id=record.id, flow_run_id="run")
+            ids[status] = record.id
+    with db.session() as session:
+        idle = idle_reservations(session)
+        held = dict(session.execute(select(SpendReservation.id, SpendReservation.bulk_action_id)).tuples().all())
+        assert {held[r] for r in idle} >= {ids[BulkActionStatus.PAUSED], ids[BulkActionStatus.FAILED]}
+        assert ids[BulkActionStatus.RUNNING] not in {held[r] for r in idle}
+        assert release(session, idle) == WORST * len(idle)
+        paused = account_state(session, action_account(ids[BulkActionStatus.PAUSED]))
+        assert paused is not None and paused.reserved_nanousd == 0
+    with db.session() as session:
+        session.execute(delete(SpendReservation).where(SpendReservation.bulk_action_id.in_(list(ids.values()))))
+        session.execute(delete(SpendAccount).where(SpendAccount.key.in_([action_account(i) for i in ids.values()])))
+        session.execute(delete(BulkAction).where(BulkAction.id.in_(list(ids.values()))))

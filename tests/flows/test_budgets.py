@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from blocks.database import CompanyDatabase
 from blocks.llm import GroqLLM
-from blocks.loading import clear_block_cache
+from blocks.loading import clear_block_cache, load_database
 from core.pricing import usd_to_nano
 from core.rubric import TOTAL_CRITERION
 from core.schema import (
@@ -71,6 +71,12 @@ def groq(provider_sandbox: SandboxServer) -> dict[str, str]:
         "cheap": "groq-llm/budget-cheap",
         "unpriced": "groq-llm/budget-unpriced",
     }
+
+
+@pytest.fixture
+def sqlite_db() -> CompanyDatabase:
+    """For the tests whose subject is not the database (stored costs are checked on both backends above)."""
+    return load_database("default")
 
 
 def billed(sandbox: SandboxServer) -> dict[str, Any]:
@@ -150,32 +156,30 @@ def test_a_budget_hit_with_four_batches_in_flight_pauses_without_overspending_an
 
 
 def test_bad_budgets_and_unpriced_models_are_refused_before_anything_is_written(
-    sandbox: SandboxServer, groq: dict[str, str], database_name: str, db: CompanyDatabase
+    sandbox: SandboxServer, groq: dict[str, str], sqlite_db: CompanyDatabase
 ) -> None:
-    ids = seed(db, 3, 302)
-    before = latest_action(db).id if _any_action(db) else 0
+    ids = seed(sqlite_db, 3, 302)
+    before = latest_action(sqlite_db).id if _any_action(sqlite_db) else 0
     cases = [
         ({"provider": groq["premium"], "budget_usd": -1.0}, "budget_usd must be zero or more"),
         ({"provider": groq["premium"], "budget_usd": 0.00001}, "smaller than one call"),
         ({"provider": groq["unpriced"]}, "no price for groq model 'no-such-model-2099'"),
     ]
     for parameters, message in cases:
-        state = score_llm_adoption(company_ids=ids, database=database_name, return_state=True, **parameters)
+        state = score_llm_adoption(company_ids=ids, database="default", return_state=True, **parameters)
         assert state.is_failed(), parameters
         assert message in str(state.message) or message in repr(_exception(state)), (parameters, state.message)
-    assert (latest_action(db).id if _any_action(db) else 0) == before
+    assert (latest_action(sqlite_db).id if _any_action(sqlite_db) else 0) == before
     assert billed(sandbox)["accepted"] == 0
 
 
 def test_an_unpriced_model_runs_when_allowed_and_its_calls_are_marked(
-    sandbox: SandboxServer, groq: dict[str, str], database_name: str, db: CompanyDatabase
+    sandbox: SandboxServer, groq: dict[str, str], sqlite_db: CompanyDatabase
 ) -> None:
-    ids = seed(db, 2, 303)
-    summary = score_llm_adoption(
-        company_ids=ids, provider=groq["unpriced"], allow_unpriced=True, database=database_name
-    )
+    ids = seed(sqlite_db, 2, 303)
+    summary = score_llm_adoption(company_ids=ids, provider=groq["unpriced"], allow_unpriced=True, database="default")
     assert summary.status == "completed" and summary.spend_usd == 0
-    with db.read_session() as session:
+    with sqlite_db.read_session() as session:
         rows = session.execute(
             select(func.count(), func.sum(SpendEntry.cost_nanousd)).where(
                 SpendEntry.bulk_action_id == summary.bulk_action_id, SpendEntry.unpriced.is_(True)
@@ -186,9 +190,9 @@ def test_an_unpriced_model_runs_when_allowed_and_its_calls_are_marked(
 
 
 def test_tiering_escalates_exactly_the_uncertain_companies(
-    sandbox: SandboxServer, groq: dict[str, str], database_name: str, db: CompanyDatabase
+    sandbox: SandboxServer, groq: dict[str, str], sqlite_db: CompanyDatabase
 ) -> None:
-    ids = seed(db, 30, 304)
+    ids = seed(sqlite_db, 30, 304)
     rule = EscalationRule(band_edges=(15, 30), margin=4)
 
     summary = score_llm_adoption(
@@ -196,11 +200,11 @@ def test_tiering_escalates_exactly_the_uncertain_companies(
         provider=groq["premium"],
         tiers=[groq["cheap"], groq["premium"]],
         escalation=rule,
-        database=database_name,
+        database="default",
     )
 
     assert summary.status == "completed" and summary.succeeded == 30
-    with db.read_session() as session:
+    with sqlite_db.read_session() as session:
         totals = session.execute(
             select(CompanyScore.company_id, CompanyScore.tier, CompanyScore.score).where(
                 CompanyScore.company_id.in_(ids), CompanyScore.criterion == TOTAL_CRITERION

@@ -25,7 +25,9 @@ from blocks.embeddings import WorkersAIEmbeddings
 from blocks.enrichment import ParallelEnrichment
 from blocks.llm import GroqLLM
 from blocks.loading import clear_block_cache, load_database
-from core.estimates import PARALLEL_RUN_SECONDS
+from core.estimates import (
+    PARALLEL_RUN_SECONDS,
+)
 from core.pricing import DEFAULT_PRICES
 from core.schema import (
     BulkAction,
