@@ -43,6 +43,13 @@ TRACKED_FIELDS: frozenset[str] = frozenset(
         "enrichment_status",
         "needs_review",
         "review_reason",
+        "sector",
+        "subsector",
+        "business_model",
+        "taxonomy_version",
+        "classification_mode",
+        "classification_model",
+        "classification_input_sha256",
     }
 )
 

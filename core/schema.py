@@ -138,6 +138,17 @@ class Company(Base):
     enriched_at: Mapped[datetime | None]
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(CleanText)
+    #: the classification (``reclassify``): NACE Rev. 2 section (A-U) and division, and the business model, from
+    #: the taxonomy of ``taxonomy_version``; how it was made (``local`` rules or an ``llm``, which ``model``) and
+    #: the hash of the text it was made from, so a company whose input or taxonomy changed is *outdated*
+    sector: Mapped[str | None] = mapped_column(String(1))
+    subsector: Mapped[str | None] = mapped_column(String(2))
+    business_model: Mapped[str | None] = mapped_column(String(32))
+    taxonomy_version: Mapped[str | None] = mapped_column(String(64))
+    classification_mode: Mapped[str | None] = mapped_column(String(16))
+    classification_model: Mapped[str | None] = mapped_column(String(200))
+    classification_input_sha256: Mapped[str | None] = mapped_column(String(64))
+    classified_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
