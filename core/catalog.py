@@ -54,6 +54,22 @@ ACTIONS: dict[str, ActionSpec] = {
             website_required=True,  # the rubric judges a company's web presence: no website, nothing to judge
         ),
         ActionSpec(
+            "reclassify",
+            50,
+            "database",
+            "sector, subsector and business model from the versioned taxonomy (local rules), with history",
+            "local-database-writes/default",
+            checks_input=False,
+        ),
+        ActionSpec(
+            "rollback",
+            50,
+            "database",
+            "restore what another bulk action changed, from the change history (conflicts reported)",
+            "local-database-writes/default",
+            checks_input=False,
+        ),
+        ActionSpec(
             "update_status",
             50,
             "database",

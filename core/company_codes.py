@@ -7,7 +7,6 @@ Countries and NACE codes repeat, so their checks are cached (``lru_cache``).
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Final
 
@@ -15,6 +14,7 @@ import pycountry
 
 from core.company_checks import clean_text
 from core.name_keys import _fold
+from core.taxonomy import NACE_FORMAT, NaceCodeError, read_nace
 
 __all__ = ["InvalidValueError", "check_nace", "country_code"]
 
@@ -139,59 +139,19 @@ def country_spellings(value: str) -> list[str]:
 # NACE Rev. 2
 # ---------------------------------------------------------------------------------------------------------------
 
-#: NACE Rev. 2 sections and their divisions
-_NACE_SECTIONS: Final = {
-    "A": (1, 3),
-    "B": (5, 9),
-    "C": (10, 33),
-    "D": (35, 35),
-    "E": (36, 39),
-    "F": (41, 43),
-    "G": (45, 47),
-    "H": (49, 53),
-    "I": (55, 56),
-    "J": (58, 63),
-    "K": (64, 66),
-    "L": (68, 68),
-    "M": (69, 75),
-    "N": (77, 82),
-    "O": (84, 84),
-    "P": (85, 85),
-    "Q": (86, 88),
-    "R": (90, 93),
-    "S": (94, 96),
-    "T": (97, 98),
-    "U": (99, 99),
-}
-_NACE_DIVISIONS: Final = {
-    f"{division:02d}": section
-    for section, (first, last) in _NACE_SECTIONS.items()
-    for division in range(first, last + 1)
-}
-#: an optional section letter, the two-digit division, then an optional group digit and class digit, with or
-#: without the dot (``C10.11``, ``10.11``, ``1011``, ``10.1``, ``101``, ``10``); spaces are removed first
-_NACE: Final = re.compile(r"([A-U])?([0-9]{2})(?:\.?([0-9]{1,2}))?")
-_NACE_FORMAT: Final = "a section letter A–U, or NN, NN.N or NN.NN"
+# The sections, divisions and the grammar of a code live in :mod:`core.taxonomy` (stdlib only), which the
+# classification reads too: a code an import stores is a code the classification can read.
 
 
 @lru_cache(maxsize=4096)
 def _nace(code: str) -> tuple[str | None, str | None]:
     """(normalised code, None) or (None, reason); ``code`` is cleaned and trimmed."""
-    compact = "".join(code.split()).upper()
-    if len(compact) == 1 and compact in _NACE_SECTIONS:
-        return compact, None
-    match = _NACE.fullmatch(compact)
-    if match is None:
-        return None, f"nace_code {_shown(code)} is not a NACE Rev. 2 code ({_NACE_FORMAT})"
-    letter, division, rest = match.groups()
-    section = _NACE_DIVISIONS.get(division)
-    if section is None:
-        return None, f"nace_code {_shown(code)}: {division} is not a NACE Rev. 2 division"
-    if letter is not None and letter != section:
-        return None, f"nace_code {_shown(code)}: division {division} is in section {section}, not {letter}"
-    if rest is None:
-        return division, None
-    return f"{division}.{rest}", None
+    try:
+        return read_nace(code).code, None
+    except NaceCodeError as error:
+        if error.kind == "format":
+            return None, f"nace_code {_shown(code)} is not a NACE Rev. 2 code ({NACE_FORMAT})"
+        return None, f"nace_code {_shown(code)}: {error}"
 
 
 def check_nace(code: str) -> str | None:
@@ -199,8 +159,9 @@ def check_nace(code: str) -> str | None:
 
     Accepted: a section letter (``C``), a division ``NN``, group ``NN.N`` or class ``NN.NN``, the last two also
     without the dot (``1011`` → ``10.11``, ``101`` → ``10.1``), with an optional leading section letter that must be
-    the division's (``C10.11`` and ``C 10.11`` → ``10.11``).  The division must exist in NACE Rev. 2; groups and
-    classes are checked for shape only.  Leading zeros lost by a spreadsheet (``1.11``) are not guessed back.
+    the division's (``C10.11``, ``C 10.11`` and ``C.10.11`` → ``10.11``).  The division must exist in NACE Rev. 2;
+    groups and classes are checked for shape only.  Leading zeros lost by a spreadsheet (``1.11``) are not guessed
+    back.  The grammar is :func:`core.taxonomy.read_nace`'s, shared with the classification.
     """
     text = clean_text(code).strip()
     if not text:

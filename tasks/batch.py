@@ -93,6 +93,8 @@ HANDLER_MODULES: dict[str, str] = {
     "enrich_companies": "tasks.enrichment",
     "score_llm_adoption": "tasks.scoring",
     "update_status": "tasks.update_status",
+    "reclassify": "tasks.reclassify",
+    "rollback": "tasks.rollback",
 }
 
 

@@ -1,0 +1,49 @@
+"""The ``rollback`` batch handler: restore what another bulk action changed, from the change history.
+
+The restores and their history rows (under the rollback's own bulk action) are written in the transaction that
+records the batch's outcomes.  A company's conflicting fields (changed again since, see ``core.rollback``) are
+left alone unless ``force`` and named in its outcome, so the summary and the outcome rows say what was kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from core.history import apply_changes
+from core.rollback import plan_rollback
+from core.schema import OutcomeStatus
+from core.store import CompanyResult
+from tasks.batch import BatchContext, register_handler
+
+CONFLICT_PREFIX = "conflict"
+
+
+@register_handler("rollback")
+def rollback_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyResult]:
+    target = int(ctx.options["rollback_of"])
+    force = bool(ctx.options.get("force", False))
+    with ctx.database.read_session() as session:
+        plan = plan_rollback(session, target, company_ids, force=force)
+    results: list[CompanyResult] = []
+    for cid in company_ids:
+        restored = sorted(plan.changes.get(cid, {}))
+        conflicts = plan.conflicts.get(cid, [])
+        kept = "; ".join(f"{c.field}: {c.reason}" for c in conflicts)
+        if cid in plan.untouched:
+            results.append(CompanyResult(cid, OutcomeStatus.SKIPPED, f"bulk action {target} changed nothing here", 0))
+        elif restored:
+            detail = "restored " + ", ".join(restored) + (f"; {CONFLICT_PREFIX}s kept: {kept}" if kept else "")
+            results.append(CompanyResult(cid, OutcomeStatus.SUCCEEDED, detail, 0))
+        elif conflicts:
+            results.append(CompanyResult(cid, OutcomeStatus.SKIPPED, f"{CONFLICT_PREFIX}s kept: {kept}", 0))
+        else:
+            results.append(CompanyResult(cid, OutcomeStatus.SKIPPED, "already as before the action", 0))
+
+    def write(session: Session) -> None:
+        apply_changes(session, plan.changes, ctx.bulk_action_id)
+
+    if plan.changes:
+        ctx.write_with_outcomes(write)
+    return results
