@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.classify_rules import classify
-from core.taxonomy import TAXONOMY_VERSION
 from sqlalchemy import func, select, update
 
 from blocks.database import CompanyDatabase
+from core.classify_rules import classify
 from core.schema import Company, CompanyHistory
+from core.taxonomy import TAXONOMY_VERSION
 from flows.reclassify import reclassify
 from tests.helpers import seed
 
