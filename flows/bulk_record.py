@@ -143,6 +143,7 @@ def open_action(
                 "flow_runs": [flow_run_id],
                 "budget_usd": request.budget_usd,
                 "allow_unpriced": request.allow_unpriced,
+                **({"retry_of": request.retry_of} if request.retry_of is not None else {}),
             },
         )
         # an empty selection raises here, and the transaction leaves no record behind

@@ -36,6 +36,8 @@ class BulkActionRequest:
     budget_usd: float | None = None
     #: run paid models that have no price, recording their calls at $0 (otherwise such a run is refused)
     allow_unpriced: bool = False
+    #: the bulk action whose failed companies this one retries (``retry_errors``), recorded on the new action
+    retry_of: int | None = None
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def test_entrypoint_is_a_flow_whose_parameters_validate(spec: object) -> None:
     schema = parameter_schema(flow).model_dump_for_openapi()
     assert schema["type"] == "object"
     # values for required parameters a form would ask for
-    sample = {"action": "generate_embeddings", "source": "imports/companies.csv", "bulk_action_id": 1}
+    sample = {"action": "generate_embeddings", "source": "imports/companies.csv", "bulk_action_id": 1, "retry_of": 1}
     required = schema.get("required", [])
     parameters = {**{name: sample[name] for name in required}, **spec.parameters}
     flow.validate_parameters(parameters)
