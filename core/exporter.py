@@ -46,6 +46,15 @@ COMPANY_COLUMNS: tuple[str, ...] = (
 )
 ENRICHMENT_COLUMNS: tuple[str, ...] = ("activity_description", "ownership_type", "enrichment_status", "enriched_at")
 REVIEW_COLUMNS: tuple[str, ...] = ("needs_review", "review_reason")
+CLASSIFICATION_COLUMNS: tuple[str, ...] = (
+    "sector",
+    "subsector",
+    "business_model",
+    "taxonomy_version",
+    "classification_mode",
+    "classification_model",
+    "classified_at",
+)
 SCORE_COLUMNS: tuple[str, ...] = (*(f"score_{c.key}" for c in CRITERIA), "score_total")
 EMBEDDING_COLUMNS: tuple[str, ...] = ("embedding_models",)
 OUTCOME_COLUMNS: tuple[str, ...] = ("outcome", "outcome_detail", "attempts")
@@ -54,6 +63,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "company": COMPANY_COLUMNS,
     "enrichment": ENRICHMENT_COLUMNS,
     "review": REVIEW_COLUMNS,
+    "classification": CLASSIFICATION_COLUMNS,
     "scores": SCORE_COLUMNS,
     "embeddings": EMBEDDING_COLUMNS,
     "outcome": OUTCOME_COLUMNS,

@@ -66,7 +66,8 @@ def export_companies(
         selection: which companies: explicit ids, a filter, another action's companies (see the README).
         company_ids: shorthand for ``selection={"ids": [...]}``.
         results_of: export this bulk action's results instead: each company's outcome, error and output.
-        columns: column names or groups: ``company``, ``enrichment``, ``review``, ``scores`` (each criterion and
+        columns: column names or groups: ``company``, ``enrichment``, ``review``, ``classification`` (sector,
+            subsector, business model and how they were made), ``scores`` (each criterion and
             the total), ``embeddings`` (the models present), ``outcome``; single columns such as ``name`` or
             ``score_total``.  Empty: company, enrichment, review, score_total, embeddings (and outcome).
         file_format: csv, ndjson, json or parquet.
