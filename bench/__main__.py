@@ -59,6 +59,8 @@ TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
     "tiered_cost_vs_premium": ("<=", 0.4),
     "tiered_agreement": (">=", 0.95),
     "estimate_vs_actual_cost": ("in", (0.8, 1.25)),
+    "reclassify_local_per_second": (">=", 5_000.0),
+    "rollback_exact": ("==", 1.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -72,6 +74,7 @@ MODULES = {
     "import": "bench.bench_import",
     "export": "bench.bench_export",
     "spend": "bench.bench_spend",
+    "reclassify": "bench.bench_reclassify",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
 DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input", "import", "spend"]

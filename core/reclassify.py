@@ -15,6 +15,7 @@ as the product does with an LLM answer it cannot use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from core.classify_rules import Classification, classify, input_text_sha256
@@ -41,7 +42,7 @@ class ClassifyInput:
     taxonomy_version: str | None
     classification_input_sha256: str | None
 
-    @property
+    @cached_property  # read twice per company (outdated? and what to record)
     def input_sha256(self) -> str:
         return input_text_sha256(self.nace_code, self.industry, self.activity_description, self.name)
 
