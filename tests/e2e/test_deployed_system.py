@@ -302,7 +302,8 @@ def test_a_killed_workers_bulk_action_resumes_from_its_checkpoints(system: Deplo
     # After the kill the provider saw nothing at all for the checkpointed batches' companies (no new run, no
     # poll of their old runs), and no company whose outcome was already recorded was researched again.
     after = [e for e in system.sandbox.requests(provider="parallel") if e["time"] >= killed_at]
-    created_after = [e["match_key"] for e in after if e["endpoint"] == "create_run"]
+    # runs the provider created (a creation it refused, e.g. a 429 at its active-run cap, researched nothing)
+    created_after = [e["match_key"] for e in after if e["endpoint"] == "create_run" and 200 <= e["status"] < 300]
     run_ids = {cid: (detail or "").removeprefix("run ") for cid, (_, detail) in outcomes(db, record.id).items()}
     for batch in checkpointed:
         for cid in ids[batch * 5 : batch * 5 + 5]:
