@@ -59,6 +59,11 @@ class BatchContext:
     _meter: Meter | None = None
 
     @property
+    def spent_nanousd(self) -> int:
+        """What this batch's calls have cost so far (0 when nothing went through the meter)."""
+        return self._meter.spent_nanousd if self._meter is not None else 0
+
+    @property
     def meter(self) -> Meter:
         """The batch's spend control (built on first use: free actions never read the budgets)."""
         if self._meter is None:
@@ -237,7 +242,7 @@ def process_batch(
         tally.add(results, _commit(ctx, results, *ctx.pending_writes))
         ctx.pending_writes.clear()
     return BatchReport(
-        spent_nanousd=ctx._meter.spent_nanousd if ctx._meter is not None else 0,
+        spent_nanousd=ctx.spent_nanousd,
         batch_index=batch_index,
         companies=len(members),
         succeeded=tally.statuses[OutcomeStatus.SUCCEEDED],

@@ -282,18 +282,8 @@ def _score(
     if undecided:
         _keep_partial(ctx, company.id, client, digest, [s for k, s in scores.items() if k not in answered], tier)
         return TierResult(None, tuple(undecided), ctx.provider_calls - calls_before)
-    rows = score_rows(
-        company_id=company.id,
-        bulk_action_id=ctx.bulk_action_id,
-        provider=client.provider,
-        model=client.model,
-        input_sha256=digest,
-        scores=list(scores.values()),
-        tier=tier,
-    )
-    with ctx.database.session() as session:
-        store_scores(session, rows)
-    return TierResult(total=int(rows[-1]["score"]), undecided=(), calls=ctx.provider_calls - calls_before)
+    total = _store(ctx, company.id, client, digest, list(scores.values()), tier, complete=True)
+    return TierResult(total=total, undecided=(), calls=ctx.provider_calls - calls_before)
 
 
 def _score_combined(
@@ -325,18 +315,7 @@ def _score_combined(
         )
         for i, (key, judgement) in enumerate(found.items())
     ]
-    rows = score_rows(
-        company_id=company.id,
-        bulk_action_id=ctx.bulk_action_id,
-        provider=client.provider,
-        model=client.model,
-        input_sha256=digest,
-        scores=scores,
-        tier=tier,
-    )
-    with ctx.database.session() as session:
-        store_scores(session, rows)
-    return TierResult(total=int(rows[-1]["score"]), undecided=(), calls=1)
+    return TierResult(total=_store(ctx, company.id, client, digest, scores, tier, complete=True), undecided=(), calls=1)
 
 
 def _keep_partial(
@@ -348,9 +327,23 @@ def _keep_partial(
     tier: int | None,
 ) -> None:
     """Store the criteria just paid for, so a resumed action reuses them instead of asking again."""
-    if not scores:
-        return
-    rows = criterion_rows(
+    if scores:
+        _store(ctx, company_id, client, digest, scores, tier, complete=False)
+
+
+def _store(
+    ctx: BatchContext,
+    company_id: int,
+    client: LLMClient,
+    digest: str,
+    scores: list[CriterionScore],
+    tier: int | None,
+    *,
+    complete: bool,
+) -> int | None:
+    """Write a company's criterion rows (and, when ``complete``, its total); returns the total."""
+    build = score_rows if complete else criterion_rows
+    rows = build(
         company_id=company_id,
         bulk_action_id=ctx.bulk_action_id,
         provider=client.provider,
@@ -361,3 +354,4 @@ def _keep_partial(
     )
     with ctx.database.session() as session:
         store_scores(session, rows)
+    return int(rows[-1]["score"]) if complete else None
