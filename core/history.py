@@ -101,9 +101,12 @@ def apply_changes(
     session: Session,
     changes: Mapping[int, Mapping[str, Any]],
     bulk_action_id: int | None,
+    *,
+    kind: str = "change",
 ) -> list[FieldChange]:
     """Set each company's ``{field: value}`` where it differs, with one history row per changed field.
 
+    ``kind`` labels the history rows (``rolled_back`` for a rollback's restores, ``merge`` for a merge's fills).
     Returns what changed.  Companies that do not exist are ignored (the caller decides what that means); a
     field outside :data:`TRACKED_FIELDS` is a programming error.
     """
@@ -141,11 +144,13 @@ def apply_changes(
             .values({**{f: bindparam(f"new_{f}") for f in changed_fields}, "updated_at": now})
         )
         session.execute(statement, rows)
-    record_history(session, done, bulk_action_id)
+    record_history(session, done, bulk_action_id, kind=kind)
     return done
 
 
-def record_history(session: Session, changes: Sequence[FieldChange], bulk_action_id: int | None) -> None:
+def record_history(
+    session: Session, changes: Sequence[FieldChange], bulk_action_id: int | None, *, kind: str = "change"
+) -> None:
     """Insert the history rows of changes the caller has already made, in the caller's transaction.
 
     One driver executemany (``core.store.insert_rows``): a local reclassify writes about eight rows per
@@ -156,7 +161,7 @@ def record_history(session: Session, changes: Sequence[FieldChange], bulk_action
     insert_rows(
         session,
         cast(Table, CompanyHistory.__table__),
-        {"bulk_action_id": bulk_action_id, "changed_at": utcnow()},
+        {"bulk_action_id": bulk_action_id, "kind": kind, "changed_at": utcnow()},
         ("company_id", "field", "old_value", "new_value"),
         [(c.company_id, c.field, encode_value(c.old), encode_value(c.new)) for c in changes],
     )

@@ -87,6 +87,9 @@ class BulkActionStatus(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     PAUSED = "paused"
+    #: LLM reclassify between rounds: its message batches are processing at the provider and no flow run is
+    #: polling them; a continuation flow run is scheduled to look again (``flows.reclassify_llm``)
+    WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -235,6 +238,8 @@ class BulkActionOutcome(Base):
     status: Mapped[OutcomeStatus] = mapped_column(_enum(OutcomeStatus), default=OutcomeStatus.PENDING)
     detail: Mapped[str | None] = mapped_column(CleanText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: the message batch this company's request went in (LLM reclassify); NULL: not submitted yet
+    message_batch_id: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     bulk_action: Mapped[BulkAction] = relationship(back_populates="outcomes")
@@ -347,6 +352,8 @@ class CompanyHistory(Base):
     old_value: Mapped[str | None] = mapped_column(CleanText)
     new_value: Mapped[str | None] = mapped_column(CleanText)
     bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id", ondelete="SET NULL"))
+    #: ``change`` (an action set the field), ``rolled_back`` (a rollback restored it), ``merge`` (a merge filled it)
+    kind: Mapped[str] = mapped_column(String(16), default="change", server_default="change")
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -424,3 +431,8 @@ class SpendEntry(Base):
         Index("ix_spend_ledger_provider_time", "provider", "created_at"),
         Index("ix_spend_ledger_creator_time", "created_by", "created_at"),
     )
+
+
+# The message-batch tables live in their own module; importing it here registers them on ``Base.metadata``
+# for every caller of this one (the migrations, ``create_all`` in tests).
+from core import message_batch_tables as _message_batch_tables  # noqa: E402, F401
