@@ -16,6 +16,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr
 
 from blocks.batching import FAST_API_CALLS_PER_BATCH, PAID_CALLS_PER_BATCH, calls_per_batch_field
+from providers.anthropic_batches import MessageBatchesClient
 from providers.http import RetryPolicy
 from providers.llm import (
     DEFAULT_ANTHROPIC_MODEL,
@@ -126,6 +127,19 @@ class AnthropicLLM(Block):
     calls_per_batch: int = calls_per_batch_field(PAID_CALLS_PER_BATCH)
 
     _client: LLMClient | None = PrivateAttr(default=None)
+    _batches: MessageBatchesClient | None = PrivateAttr(default=None)
+
+    def get_batches_client(self) -> MessageBatchesClient:
+        """The Message Batches endpoints (LLM reclassify): no pacer, batches are not per-request limited."""
+        if self._batches is None:
+            sdk = anthropic.Anthropic(
+                api_key=self.api_key.get_secret_value(),
+                base_url=self.base_url,
+                timeout=self.timeout_seconds,
+                max_retries=0,
+            )
+            self._batches = MessageBatchesClient(sdk, RetryPolicy(retries=self.retries, initial_delay=0.5))
+        return self._batches
 
     def get_client(self) -> LLMClient:
         if self._client is None:

@@ -76,6 +76,10 @@ def format_usd(nano: int) -> str:
     return f"${usd:,.2f}" if abs(usd) >= 1 else f"${usd:.6f}"
 
 
+#: server-side web search, per 1,000 searches (Anthropic's list price; not discounted in Message Batches)
+WEB_SEARCH_USD_PER_THOUSAND: Mapping[str, Decimal] = {"anthropic": Decimal(10)}
+
+
 @dataclass(frozen=True)
 class TokenPrice:
     """USD per million tokens, as providers publish them."""
@@ -113,6 +117,12 @@ class PriceBook:
     def check_llm(self, provider: str, model: str) -> None:
         """Raise ``UnpricedModelError`` now, before any call, when the model has no price."""
         self.llm_cost(provider, model, 1, 1)
+
+    def web_search_cost(self, provider: str, searches: int) -> int:
+        """Server-side web searches (Anthropic's tool: $10 per 1,000, the same in a Message Batch)."""
+        if provider in FREE_PROVIDERS or searches <= 0:
+            return 0
+        return usd_to_nano(WEB_SEARCH_USD_PER_THOUSAND.get(provider, Decimal(0)) * searches / 1000)
 
     def run_cost(self, processor: str) -> int:
         """One completed Parallel task run in nano-dollars."""

@@ -57,6 +57,7 @@ from flows.dry_run import dry_run
 from flows.pausing import suspend_paused_action
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
+from flows.reclassify_llm import run_rounds, uses_message_batches
 from flows.shards import combined_shard_end, run_parent
 
 MAX_SHARDS = 64
@@ -106,9 +107,27 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
                 opened = open_action(db, request, spec, flow_run_id, tag, _calls_per_batch(block), slots.limit)
             except EmptySelectionError as error:
                 return _nothing_selected(error)
+        if uses_message_batches(request):
+            return _run_rounds(request, db, opened.bulk_action_id, flow_run_id, started)
         return _run_batches(request, db, opened, slots, flow_run_id, started)
     finally:
         slots.release_all()
+
+
+def _run_rounds(
+    request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int, flow_run_id: str, started: float
+) -> BulkActionSummary | State[Any]:
+    """An action on Message Batches (``flows.reclassify_llm``): one round, then its end or its hand-over."""
+    end = run_rounds(request, db, bulk_action_id, flow_run_id)
+    if end.continuation is not None:
+        return Completed(message=f"bulk action {bulk_action_id} waits: {end.reason}")
+    cancelled = end.reason if end.status is BulkActionStatus.CANCELLED else None
+    final = finish_action(
+        db, bulk_action_id, failure_threshold=request.failure_threshold, cancelled=cancelled, paused=end.reason
+    )
+    return _conclude(
+        request, db, bulk_action_id, final.status, final.reason, final.counts, end.tally, end.batches, started
+    )
 
 
 def _paid_providers(request: BulkActionRequest) -> list[str]:
@@ -138,6 +157,8 @@ def _validate(request: BulkActionRequest) -> None:
         raise InputError(f"shard_index must be between 0 and {request.shards - 1} (shards={request.shards})")
     if request.selection is None and request.bulk_action_id is None:
         raise EmptyCompanyListError()
+    if request.shards > 1 and uses_message_batches(request):
+        raise InputError("reclassify mode=llm runs on Message Batches, which need no shards: omit shards")
     check_budget_usd(request.budget_usd)
 
 

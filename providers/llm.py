@@ -145,7 +145,7 @@ class GroqClient:
 # --- Anthropic ---------------------------------------------------------------------------------------------
 
 
-def _anthropic_error(error: anthropic.APIStatusError, provider: str) -> ProviderError:
+def anthropic_error(error: anthropic.APIStatusError, provider: str) -> ProviderError:
     """The SDK's status errors on our tree (the SDK's message would carry the whole body)."""
     status = error.status_code
     body = error.body
@@ -210,7 +210,7 @@ class AnthropicClient:
             try:
                 message = self._sdk.messages.create(**params)
             except anthropic.APIStatusError as exc:
-                raise _anthropic_error(exc, self.provider) from None
+                raise anthropic_error(exc, self.provider) from None
             except anthropic.APITimeoutError:
                 raise ProviderTimeoutError("timed out", provider=self.provider) from None
             except anthropic.APIConnectionError:

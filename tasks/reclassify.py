@@ -20,7 +20,7 @@ from core.schema import Company, CompanyStatus, OutcomeStatus, utcnow
 from core.store import CompanyResult
 from tasks.batch import BatchContext, register_handler
 
-_COLUMNS = (
+CLASSIFY_COLUMNS = (
     Company.id,
     Company.name,
     Company.industry,
@@ -39,7 +39,7 @@ def reclassify_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[Comp
     force = bool(ctx.options.get("force", False))
     target = ctx.options.get("target_column")
     with ctx.database.read_session() as session:
-        rows = session.execute(select(*_COLUMNS, Company.status).where(Company.id.in_(company_ids))).all()
+        rows = session.execute(select(*CLASSIFY_COLUMNS, Company.status).where(Company.id.in_(company_ids))).all()
     found = {row[0]: (ClassifyInput(*row[:-1]), row[-1]) for row in rows}  # type: ignore[arg-type]
     results: list[CompanyResult] = []
     changes: dict[int, dict[str, Any]] = {}
