@@ -16,7 +16,7 @@ batches do.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -100,12 +100,12 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
         key=artifact_key("reclassify", bulk_action_id, "progress"),
         description=f"Bulk action {bulk_action_id}: reclassify (LLM, Message Batches) over {counts.total} companies",
     )
-    tally, stop, totals = Tally(), None, PhaseReport()
+    tally, stop, totals, submitted = Tally(), None, PhaseReport(), 0
     if deployment_id is None:
         logger.info("not run from a deployment: polling in this process until every batch has ended")
     while True:
         if is_cancelling(flow_run_id):
-            return _cancelled(db, job, bulk_action_id, tally, totals)
+            return _cancelled(db, job, bulk_action_id, tally, submitted)
         _add(totals, job.resolve_unrecorded(), logger)
         if stop is None:
             with db.read_session() as session:
@@ -113,7 +113,9 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
                     stop = "paused on request"
         if stop is None:
             try:
-                _add(totals, job.submit(should_stop=lambda: is_cancelling(flow_run_id)), logger)
+                submitting = job.submit(should_stop=lambda: is_cancelling(flow_run_id))
+                submitted += submitting.batches
+                _add(totals, submitting, logger)
             except BudgetReachedError as reached:
                 stop = str(reached)
                 logger.warning("no more sub-batches: %s", reached)
@@ -126,9 +128,10 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
         update_progress_artifact(progress_id, 100.0 * counts.processed / max(counts.total, 1))  # type: ignore[arg-type]
         tally.provider_calls = totals.requests
         if still_open == 0 and (not left or stop is not None):
-            return RoundEnd(None, stop, counts, tally, totals.batches)
+            return RoundEnd(None, stop, counts, tally, submitted)
         if deployment_id is not None and time.monotonic() >= deadline:
-            return _hand_over(request, db, bulk_action_id, flow_run_id, UUID(str(deployment_id)), still_open, tally)
+            end = _hand_over(request, db, bulk_action_id, flow_run_id, UUID(str(deployment_id)), still_open, tally)
+            return replace(end, batches=submitted)
         time.sleep(poll_seconds)  # the provider's pace, not ours: nothing to wait on but its clock
 
 
@@ -143,7 +146,7 @@ def _add(totals: PhaseReport, report: PhaseReport, logger: Any) -> None:
 
 
 def _cancelled(
-    db: CompanyDatabase, job: MessageBatchJob, bulk_action_id: int, tally: Tally, totals: PhaseReport
+    db: CompanyDatabase, job: MessageBatchJob, bulk_action_id: int, tally: Tally, submitted: int
 ) -> RoundEnd:
     """Stop paying: cancel the batches still processing (what already ran is billed and stays staged)."""
     with db.read_session() as session:
@@ -153,7 +156,7 @@ def _cancelled(
     with db.session() as session:
         counts = write_progress(session, bulk_action_id)
     reason = f"flow run cancelled; {len(batch_ids)} message batches canceled at the provider"
-    return RoundEnd(BulkActionStatus.CANCELLED, reason, counts, tally, totals.batches)
+    return RoundEnd(BulkActionStatus.CANCELLED, reason, counts, tally, submitted)
 
 
 def _hand_over(

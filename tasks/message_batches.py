@@ -75,6 +75,7 @@ class PhaseReport:
     """What one pass of a phase did (the flow adds these up for progress and the summary)."""
 
     requests: int = 0
+    #: sub-batches submitted (by ``submit``) or staged (by ``poll_and_stage``)
     batches: int = 0
     staged: int = 0
     applied: int = 0
