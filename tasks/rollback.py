@@ -1,8 +1,9 @@
 """The ``rollback`` batch handler: restore what another bulk action changed, from the change history.
 
-The restores and their history rows (under the rollback's own bulk action) are written in the transaction that
-records the batch's outcomes.  A company's conflicting fields (changed again since, see ``core.rollback``) are
-left alone unless ``force`` and named in its outcome, so the summary and the outcome rows say what was kept.
+The restores and their history rows (under the rollback's own bulk action, of kind ``rolled_back``) are written
+in the transaction that records the batch's outcomes.  A company's conflicting fields (changed again since, see
+``core.rollback``) are left alone unless ``force`` and named in its outcome, so the summary and the outcome rows
+say what was kept.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from core.store import CompanyResult
 from tasks.batch import BatchContext, register_handler
 
 CONFLICT_PREFIX = "conflict"
+#: the history kind of a restore, so the history reads "rolled back" rather than "changed" (``core.schema``);
+#: ``core.rollback`` reads rows by bulk action whatever their kind, so a rollback of a rollback still redoes
+ROLLED_BACK = "rolled_back"
 
 
 @register_handler("rollback")
@@ -42,7 +46,7 @@ def rollback_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[Compan
             results.append(CompanyResult(cid, OutcomeStatus.SKIPPED, "already as before the action", 0))
 
     def write(session: Session) -> None:
-        apply_changes(session, plan.changes, ctx.bulk_action_id)
+        apply_changes(session, plan.changes, ctx.bulk_action_id, kind=ROLLED_BACK)
 
     if plan.changes:
         ctx.write_with_outcomes(write)

@@ -1,4 +1,8 @@
-"""rollback end to end: undo reclassify and update_status from the history; conflicts kept; undo of an undo."""
+"""rollback end to end: undo reclassify and update_status from the history; conflicts kept; undo of an undo.
+
+The restores are history rows of kind ``rolled_back`` under the rollback's own bulk action; the changes they undo
+stay ``change`` rows.  (Embeddings after a rollback: ``test_rollback_embeddings.py``.)
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from blocks.database import CompanyDatabase
+from core.history import changes_by_action
 from core.schema import BulkActionOutcome, Company
 from flows.reclassify import reclassify
 from flows.rollback import rollback
@@ -32,6 +37,15 @@ def details(db: CompanyDatabase, bulk_action_id: int) -> dict[int, str]:
     return {cid: detail or "" for cid, detail in rows}
 
 
+def kinds(db: CompanyDatabase, bulk_action_id: int) -> dict[str, int]:
+    """How many history rows of each kind the bulk action wrote."""
+    counted: dict[str, int] = {}
+    with db.read_session() as session:
+        for row in changes_by_action(session, bulk_action_id):
+            counted[row.kind] = counted.get(row.kind, 0) + 1
+    return counted
+
+
 def test_a_reclassify_rolls_back_and_the_rollback_rolls_back_into_a_redo(
     database_name: str, db: CompanyDatabase
 ) -> None:
@@ -46,8 +60,14 @@ def test_a_reclassify_rolls_back_and_the_rollback_rolls_back_into_a_redo(
 
     assert undo.status == "completed" and undo.succeeded == 12
     assert values(db, ids, *fields) == before
+    changed = kinds(db, classified.bulk_action_id)
+    assert set(changed) == {"change"}
+    # every field the reclassify changed is restored once, as a rolled_back row (no change row of the rollback)
+    assert kinds(db, undo.bulk_action_id) == {"rolled_back": changed["change"]}
     redo = rollback(rollback_of=undo.bulk_action_id, database=database_name)
     assert redo.succeeded == 12 and values(db, ids, *fields) == after
+    # a rollback of a rollback reads the rolled_back rows like any others: it redoes, and is itself rolled_back
+    assert kinds(db, redo.bulk_action_id) == {"rolled_back": changed["change"]}
 
 
 def test_fields_changed_again_are_kept_and_reported_unless_forced(database_name: str, db: CompanyDatabase) -> None:
@@ -70,8 +90,13 @@ def test_fields_changed_again_are_kept_and_reported_unless_forced(database_name:
     assert "review_reason: changed again by bulk action" in notes[later]
     assert "review_reason: changed outside any recorded action" in notes[outside]
 
+    assert kinds(db, first.bulk_action_id) == {"change": 12}
+    assert set(kinds(db, undo.bulk_action_id)) == {"rolled_back"}
+
     forced = rollback(rollback_of=first.bulk_action_id, database=database_name, force=True)
     assert forced.status == "completed"
+    # the forced pass writes only the two reasons kept before: every other field is already as before the action
+    assert kinds(db, forced.bulk_action_id) == {"rolled_back": 2}
     assert values(db, [later, outside], "needs_review", "review_reason") == {
         later: (False, None),
         outside: (False, None),
