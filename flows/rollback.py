@@ -4,10 +4,19 @@ Works for every action that writes through the history: ``reclassify``, ``update
 mode, and another rollback (which redoes what that rollback undid).  A field changed again since, by a later
 action or outside any, is a conflict: kept unless ``force``, and listed per company and field in the
 ``rollback-<id>-conflicts`` table artifact and in the outcome rows.
+
+A restore of a name, industry, activity or country (an import in update mode changes them; ``reclassify`` and
+``update_status`` never do) changes the company's embedding text, so after its batches the rollback embeds again,
+as ``generate_embeddings`` subflows, the companies whose stored vectors no longer match their text, with every
+model they have a vector of (``core.stale_embeddings``).  A vector only records its model id: each model goes to
+the provider block of the latest ``generate_embeddings`` action that made vectors of it, if that block still makes
+that model, else to the default embedding provider if it does; a model no block on record makes is reported,
+not guessed.  A vector whose hash still matches the restored text is current and not paid for again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,16 +26,33 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy import select
 
 import blocks.local_database  # noqa: F401 - registers the block type that ``provider`` references
-from blocks.loading import load_database
+from blocks.loading import load_database, load_embedding_block
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
-from core.errors import InputError
+from core.errors import ConfigurationError, InputError
 from core.schema import BulkAction, BulkActionOutcome
-from core.selection import ActionCompanies, Selection
+from core.selection import MAX_EXPLICIT_IDS, ActionCompanies, Selection
+from core.stale_embeddings import embedding_providers, stale_embeddings
+from core.store import chunked
 from flows.action_end import artifact_key
 from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, DryRunReport, run_bulk_action
+from flows.generate_embeddings import DEFAULT_EMBEDDING_PROVIDER, generate_embeddings
 from tasks.rollback import CONFLICT_PREFIX
 
 DEFAULT_PROVIDER = get_action("rollback").default_provider
+
+
+@dataclass(frozen=True)
+class RollbackSummary(BulkActionSummary):
+    """A rollback's summary, with what became of the vectors of the companies it restored."""
+
+    #: companies whose vectors (of any model) no longer matched their text after the restores
+    embeddings_stale: int = 0
+    #: of those, the companies whose every vector matches their text again, embedded by the subflows
+    reembedded: int = 0
+    #: vectors (company and model) still stale: no provider block on record makes the model, or not asked to
+    embeddings_left_stale: int = 0
+    #: the ``generate_embeddings`` bulk actions the rollback ran
+    embedding_actions: list[int] = field(default_factory=list)
 
 
 @flow(
@@ -47,7 +73,8 @@ def rollback(
     max_companies: int = DEFAULT_MAX_COMPANIES,
     takeover: bool = False,
     dry_run: bool = False,
-) -> BulkActionSummary | DryRunReport | State[Any]:
+    regenerate_embeddings: bool = True,
+) -> RollbackSummary | BulkActionSummary | DryRunReport | State[Any]:
     """Restore every field bulk action ``rollback_of`` changed to its value before that action.
 
     Args:
@@ -62,6 +89,8 @@ def rollback(
         max_companies: refuse rollbacks of larger actions than this.
         takeover: with ``bulk_action_id``, take the action over from a flow run whose process is gone.
         dry_run: report the companies the rollback would visit; write nothing.
+        regenerate_embeddings: embed again, on the provider that made them, the companies whose restored name,
+            industry, activity or country no longer match their stored vectors (false: only count them).
     """
     selection = None
     if bulk_action_id is None:
@@ -89,7 +118,95 @@ def rollback(
     )
     if isinstance(result, BulkActionSummary):
         _publish_conflicts(database, result.bulk_action_id)
+        return _refresh_embeddings(result, database, created_by, regenerate=regenerate_embeddings)
     return result
+
+
+def _refresh_embeddings(
+    summary: BulkActionSummary, database: str, created_by: str, *, regenerate: bool
+) -> RollbackSummary:
+    """Embed again the companies whose restored text no longer matches their vectors, one subflow per provider.
+
+    What counts as done is read back afterwards, not taken from the subflows' counts: a company is re-embedded
+    when none of its vectors is stale anymore.  A subflow that fails fails the rollback's flow run (the restores
+    stay, recorded): rerun it with ``bulk_action_id`` and only the vectors still stale are embedded.
+    """
+    logger = get_run_logger()
+    rollback_id = summary.bulk_action_id
+    db = load_database(database)
+    with db.read_session() as session:
+        stale = stale_embeddings(session, rollback_id)
+        providers = embedding_providers(session, stale) if regenerate and stale else {}
+    base = {f.name: getattr(summary, f.name) for f in fields(BulkActionSummary)}
+    stale_companies = {cid for ids in stale.values() for cid in ids}
+    vectors = sum(len(ids) for ids in stale.values())
+    if not stale:
+        logger.info("rollback %d left no stored vector out of date", rollback_id)
+        return RollbackSummary(**base)
+    if not regenerate:
+        logger.warning(
+            "rollback %d left %d vectors of %d companies out of date (regenerate_embeddings=false): rerun it with "
+            "bulk_action_id=%d and regenerate_embeddings=true to embed them again",
+            rollback_id,
+            vectors,
+            len(stale_companies),
+            rollback_id,
+        )
+        return RollbackSummary(**base, embeddings_stale=len(stale_companies), embeddings_left_stale=vectors)
+    actions: list[int] = []
+    for model_id, company_ids in sorted(stale.items()):
+        provider = _provider_making(model_id, providers.get(model_id, []))
+        if provider is None:
+            logger.warning(
+                "%d companies' %s vectors are out of date and no embedding provider block on record makes that "
+                "model: embed them with a block that does",
+                len(company_ids),
+                model_id,
+            )
+            continue
+        for part in chunked(company_ids, MAX_EXPLICIT_IDS):  # explicit ids, so a selection never passes 512 KB
+            embedded = generate_embeddings(
+                selection=Selection(ids=list(part)), provider=provider, database=database, created_by=created_by
+            )
+            if isinstance(embedded, BulkActionSummary):
+                actions.append(embedded.bulk_action_id)
+    with db.read_session() as session:
+        left = stale_embeddings(session, rollback_id)
+    still = {cid for ids in left.values() for cid in ids}
+    reembedded = len(stale_companies - still)
+    left_vectors = sum(len(ids) for ids in left.values())
+    logger.info(
+        "rollback %d re-embedded %d of the %d companies whose vectors its restores left out of date "
+        "(generate_embeddings bulk actions %s); %d vectors still out of date",
+        rollback_id,
+        reembedded,
+        len(stale_companies),
+        actions,
+        left_vectors,
+    )
+    return RollbackSummary(
+        **base,
+        embeddings_stale=len(stale_companies),
+        reembedded=reembedded,
+        embeddings_left_stale=left_vectors,
+        embedding_actions=actions,
+    )
+
+
+def _provider_making(model_id: str, recorded: list[str]) -> str | None:
+    """The first block that makes ``model_id`` now: those that made it (latest first), then the default one.
+
+    A block's current model is asked of the block itself (its client's ``model_id``), since a block may have been
+    edited to another model or pooling since it ran; one that no longer exists is passed over.
+    """
+    for reference in dict.fromkeys([*recorded, DEFAULT_EMBEDDING_PROVIDER]):
+        try:
+            made = load_embedding_block(reference).get_client().model_id
+        except ConfigurationError:
+            continue
+        if made == model_id:
+            return reference
+    return None
 
 
 def _publish_conflicts(database: str, bulk_action_id: int) -> None:
