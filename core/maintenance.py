@@ -34,6 +34,7 @@ from core.schema import (
     EnrichmentStatus,
     utcnow,
 )
+from core.selection import CompanyFilter, Selection, selected_companies
 from core.store import chunked
 
 # --- enrichment due --------------------------------------------------------------------------------------------
@@ -107,26 +108,37 @@ _TRANSIENT_MESSAGE = re.compile(
 _URL = re.compile(r"https?://\S+")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
 _HEXID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b", re.IGNORECASE)
-_TOKEN_ID = re.compile(r"\b[a-z]+_[A-Za-z0-9]{6,}\b")  # provider ids such as run_abc123def
+#: provider ids such as run_abc123def: a digit or capital after the prefix, so snake_case words
+#: (``generate_embeddings``, which starts every reason the review flags) stay as they are
+_TOKEN_ID = re.compile(r"\b[a-z]+_(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{6,}\b")
+#: a value quoted in a message (``website 'ftp://x.example' is not ...``); an apostrophe inside a word is not a quote
+_QUOTED = re.compile(r"""(?<![\w'"])(['"])[^'"\n]{1,300}\1(?!\w)""")
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 PATTERN_LENGTH = 120
 
 
 def error_pattern(error_class: str, message: str) -> str:
-    """``error_class: message`` with what differs between occurrences of one error collapsed.
+    """``error_class: message`` with what differs between occurrences of one error collapsed (:func:`pattern_of`)."""
+    return f"{error_class}: {pattern_of(message)}"
 
-    URLs, UUIDs, long hex ids, provider ids and numbers become placeholders, whitespace is squeezed and the
-    result is truncated, so 500 timeouts of 500 companies read as one line in the review.
+
+def pattern_of(message: str) -> str:
+    """``message`` with what differs between occurrences of one error or review reason collapsed.
+
+    URLs, UUIDs, long hex ids, provider ids, quoted values and numbers become placeholders, whitespace is squeezed
+    and the result is truncated, so 500 timeouts of 500 companies (or 500 unusable websites flagged for review)
+    read as one line in the review.
     """
     text = _URL.sub("<url>", message)
     text = _UUID.sub("<id>", text)
     text = _HEXID.sub("<id>", text)
     text = _TOKEN_ID.sub("<id>", text)
+    text = _QUOTED.sub(r"\1<value>\1", text)
     text = _NUMBER.sub("<n>", text)
     text = " ".join(text.split())
     if len(text) > PATTERN_LENGTH:
         text = text[: PATTERN_LENGTH - 1] + "…"
-    return f"{error_class}: {text}"
+    return text
 
 
 @dataclass
@@ -263,6 +275,57 @@ def discard(session: Session, ids: Sequence[int], *, now: datetime | None = None
         job.status = DeadJobStatus.DISCARDED
         job.resolved_at = now or utcnow()
     return [j.id for j in jobs]
+
+
+# --- the review queue ------------------------------------------------------------------------------------------
+
+#: what a flagged company without a reason is counted under
+NO_REASON = "(no reason given)"
+#: example company ids kept per reason pattern
+REVIEW_EXAMPLES = 10
+#: the review queue as the README selects it to export and to clear: flagged and active
+REVIEW_QUEUE = Selection(filter=CompanyFilter(needs_review=True))
+
+
+@dataclass
+class ReviewGroup:
+    """Companies waiting for a person for the same kind of reason: one row of the review's queue table."""
+
+    pattern: str
+    count: int = 0
+    example: str = ""
+    #: the first :data:`REVIEW_EXAMPLES` by id
+    company_ids: list[int] = field(default_factory=list)
+
+
+def group_review_queue(session: Session) -> list[ReviewGroup]:
+    """The companies flagged ``needs_review`` grouped by the pattern of their reason, largest group first.
+
+    The queue is the selection ``{"filter": {"needs_review": true}}`` (:data:`REVIEW_QUEUE`), so the counts are
+    those an export or an ``update_status`` clear of the queue acts on; reasons collapse with the dead jobs'
+    normaliser (:func:`pattern_of`), so a thousand unusable websites are one row.  Streams id and reason only.
+    """
+    queue = selected_companies(session, REVIEW_QUEUE).subquery()
+    rows = session.execute(
+        select(Company.id, Company.review_reason)
+        .join(queue, queue.c.id == Company.id)
+        .order_by(Company.id)
+        .execution_options(yield_per=5000)
+    )
+    patterns: dict[str, str] = {}  # reason → pattern: reasons repeat, the regexes need not
+    groups: dict[str, ReviewGroup] = {}
+    for company_id, reason in rows:
+        text = (reason or "").strip()
+        pattern = patterns.get(text)
+        if pattern is None:
+            pattern = patterns[text] = pattern_of(text) if text else NO_REASON
+        group = groups.get(pattern)
+        if group is None:
+            group = groups[pattern] = ReviewGroup(pattern=pattern, example=text[:300])
+        group.count += 1
+        if len(group.company_ids) < REVIEW_EXAMPLES:
+            group.company_ids.append(company_id)
+    return sorted(groups.values(), key=lambda g: (-g.count, g.pattern))
 
 
 # --- cleanup ---------------------------------------------------------------------------------------------------

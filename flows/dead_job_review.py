@@ -5,6 +5,10 @@ well work on another try (rate limits, timeouts, 5xx, dropped connections, garbl
 run as subflows, and hands the rest to a person (the company is flagged ``needs_review`` with the reason).  A
 person steers it with ``retry_ids`` (requeue these whatever their error) and ``discard_ids`` (stop retrying
 these).  ``dry_run`` shows the plan and changes nothing.
+
+The report ends with the review queue: the companies flagged ``needs_review`` (by this review, by invalid input,
+by reclassify, by hand through ``update_status``), counted by the pattern of their reason, so the person who
+clears the queue sees what is in it and the returned counts can be watched from run to run.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from prefect.client.schemas.objects import State
 from blocks.loading import load_database
 from core.maintenance import (
     DeadJobGroup,
+    ReviewGroup,
     carry_requeue_counts,
     dead_jobs_by_ids,
     discard,
     flag_for_review,
     group_dead_jobs,
+    group_review_queue,
     mark_requeued,
     open_permanent_or_exhausted,
     original_provider,
@@ -37,6 +43,8 @@ from flows.bulk_action import action_flow
 CREATED_BY = "dead-job-review"
 # A person may force a retry of a job that is open or waiting for review; closed jobs stay closed.
 _FORCEABLE = (DeadJobStatus.OPEN, DeadJobStatus.NEEDS_REVIEW)
+#: reason patterns the report's queue table shows (all are counted in the returned dict)
+QUEUE_ROWS = 50
 
 
 @dataclass
@@ -71,7 +79,12 @@ def _ids(ids: list[int], limit: int = 10) -> str:
 
 
 def _report(
-    groups: list[DeadJobGroup], requeues: list[Requeue], flagged: list[int], discarded: list[int], dry_run: bool
+    groups: list[DeadJobGroup],
+    requeues: list[Requeue],
+    flagged: list[int],
+    discarded: list[int],
+    queue: list[ReviewGroup],
+    dry_run: bool,
 ) -> str:
     lines = ["# Dead-job review" + (" (dry run: nothing changed)" if dry_run else ""), ""]
     if groups:
@@ -95,7 +108,29 @@ def _report(
         )
     lines.append(f"- {'would flag' if dry_run else 'flagged'} for review: {len(flagged)} ({_ids(flagged)})")
     lines.append(f"- {'would discard' if dry_run else 'discarded'}: {len(discarded)} ({_ids(discarded)})")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", *_queue_section(queue, dry_run)]) + "\n"
+
+
+def _queue_section(queue: list[ReviewGroup], dry_run: bool) -> list[str]:
+    total = sum(g.count for g in queue)
+    lines = ["## Review queue", ""]
+    if not queue:
+        return [*lines, "No company is flagged for review."]
+    now = " (as it is now: the companies this review would flag are not in it)" if dry_run else ""
+    lines += [
+        f"{total} companies flagged `needs_review`{now}, by reason:",
+        "",
+        "| reason pattern | count | example | companies |",
+        "| --- | ---: | --- | --- |",
+    ]
+    lines += [
+        f"| {_cell(g.pattern)} | {g.count} | {_cell(g.example, 80)} | {_ids(g.company_ids, 5)} |"
+        for g in queue[:QUEUE_ROWS]
+    ]
+    rest = queue[QUEUE_ROWS:]
+    if rest:
+        lines += ["", f"… and {len(rest)} more patterns ({sum(g.count for g in rest)} companies)."]
+    return lines
 
 
 @flow(name="dead-job-review", validate_parameters=True)
@@ -150,20 +185,25 @@ def dead_job_review(
     if not dry_run:
         for requeue in requeues:
             _run_requeue(database, requeue)
+    with db.read_session() as session:
+        queue = group_review_queue(session)  # after the flags and the requeues: the queue a person now finds
 
     create_markdown_artifact(
-        _report(groups, requeues, flagged, to_discard, dry_run),
+        _report(groups, requeues, flagged, to_discard, queue, dry_run),
         key="dead-job-review",
         description=f"{sum(g.count for g in groups)} open dead jobs in {len(groups)} groups",
     )
     logger.info(
-        "dead-job review%s: %d groups, %d requeued in %d actions, %d flagged, %d discarded",
+        "dead-job review%s: %d groups, %d requeued in %d actions, %d flagged, %d discarded; review queue: %d "
+        "companies in %d reason patterns",
         " (dry run)" if dry_run else "",
         len(groups),
         len(planned),
         len(requeues),
         len(flagged),
         len(to_discard),
+        sum(g.count for g in queue),
+        len(queue),
     )
     return {
         "dry_run": dry_run,
@@ -172,6 +212,8 @@ def dead_job_review(
         "new_bulk_action_ids": [r.new_bulk_action_id for r in requeues if r.new_bulk_action_id is not None],
         "flagged": flagged,
         "discarded": to_discard,
+        "review_queue": {g.pattern: g.count for g in queue},
+        "review_queue_total": sum(g.count for g in queue),
     }
 
 

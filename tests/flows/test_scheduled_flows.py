@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from blocks.database import CompanyDatabase
 from blocks.enrichment import ParallelEnrichment
 from blocks.loading import clear_block_cache, load_database
-from core.maintenance import companies_due_for_enrichment, error_pattern, group_dead_jobs
+from core.maintenance import NO_REASON, companies_due_for_enrichment, error_pattern, group_dead_jobs, pattern_of
 from core.schema import (
     BulkAction,
     BulkActionStatus,
@@ -284,6 +284,13 @@ def test_review_requeues_transient_jobs_once_flags_permanent_ones_and_respects_t
     assert run_id is not None
     report = artifact_text(run_id, "dead-job-review")
     assert "| generate_embeddings | RateLimitedError: <n> Too Many Requests | 1 |" in report
+    # the two companies it flagged are the review queue, by the pattern of the reason it gave them
+    assert summary["review_queue"] == {
+        "generate_embeddings: InvalidProviderOutputError: not a vector": 1,
+        "generate_embeddings: ProviderTimeoutError: ProviderTimeoutError for <url> <id>": 1,
+    }
+    assert summary["review_queue_total"] == 2
+    assert "## Review queue" in report and "2 companies flagged `needs_review`, by reason:" in report
 
     again = result_of(dead_job_review(max_requeues=3, database=name, return_state=True))
     assert (again["requeued"], again["flagged"], again["new_bulk_action_ids"]) == ([], [], [])  # requeued once
@@ -320,6 +327,7 @@ def test_review_dry_run_changes_nothing(fresh: tuple[str, CompanyDatabase]) -> N
 
     assert (summary["requeued"], summary["flagged"], summary["discarded"]) == ([j_a], [j_b], [j_c])
     assert summary["new_bulk_action_ids"] == []
+    assert (summary["review_queue"], summary["review_queue_total"]) == ({}, 0)  # the flag it would set is not set
     assert {i: (j.status, j.requeue_count) for i, j in jobs(db).items()} == before
     assert not any(c.needs_review for c in companies(db).values())
     with db.session() as session:
@@ -331,6 +339,52 @@ def test_error_patterns_collapse_ids_urls_and_numbers() -> None:
     two = error_pattern("ProviderServerError", "502 from https://api.x/v1/runs/run_zzz999QQQ for company 23")
     assert one == two == "ProviderServerError: <n> from <url> for company <n>"
     assert len(error_pattern("E", "x" * 1000)) < 140
+    # quoted values too (an invalid website is quoted in its reason); an apostrophe in a word is no quote
+    assert pattern_of("website 'ftp://a.example' is not an http(s) URL") == "website '<value>' is not an http(s) URL"
+    assert pattern_of('no block named "team-b"') == 'no block named "<value>"'
+    assert pattern_of("the company's site isn't up") == "the company's site isn't up"
+    assert pattern_of("enrich_companies: run_4kXq9z failed") == "enrich_companies: <id> failed"
+
+
+def test_review_counts_the_review_queue_by_reason_pattern(fresh: tuple[str, CompanyDatabase]) -> None:
+    name, db = fresh
+    ftp_a, ftp_b, local, by_hand, silent, deleted, clear = seed(db, 7, 4701)
+    flags = {
+        ftp_a: "invalid input: website 'ftp://a.example/' is not an http(s) URL",
+        ftp_b: "invalid input: website 'ftp://files.b.example/x' is not an http(s) URL",
+        local: "invalid input: website 'intranet.local:8080' points at a local host name",
+        by_hand: "check the website",
+        silent: None,
+        deleted: "check the website",
+    }
+    for company_id, reason in flags.items():
+        set_company(db, company_id, needs_review=True, review_reason=reason)
+    set_company(db, deleted, status=CompanyStatus.DELETED)  # out of the queue, as the queue's selection says
+
+    state = dead_job_review(database=name, return_state=True)
+
+    summary = result_of(state)
+    ftp = "invalid input: website '<value>' is not an http(s) URL"
+    assert summary["review_queue"] == {
+        ftp: 2,
+        "check the website": 1,
+        "invalid input: website '<value>' points at a local host name": 1,
+        NO_REASON: 1,
+    }
+    assert list(summary["review_queue"])[0] == ftp  # largest first
+    assert summary["review_queue_total"] == 5 and summary["groups"] == 0
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
+    report = artifact_text(run_id, "dead-job-review")
+    queue = report.split("## Review queue", 1)[1]
+    assert "5 companies flagged `needs_review`, by reason:" in queue
+    assert (
+        f"| {ftp} | 2 | invalid input: website 'ftp://a.example/' is not an http(s) URL | {ftp_a}, {ftp_b} |" in queue
+    )
+    assert f"| {NO_REASON} | 1 |  | {silent} |" in queue
+    rows = [line for line in queue.splitlines() if line.startswith("| ") and not line.startswith(("| reason", "| -"))]
+    listed = {int(i) for row in rows for i in row.rstrip(" |").rsplit("|", 1)[1].split(",")}
+    assert listed == {ftp_a, ftp_b, local, by_hand, silent}  # neither the deleted company nor the clear one
 
 
 # --- cleanup ---------------------------------------------------------------------------------------------------
