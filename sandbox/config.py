@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 Provider = Literal["parallel", "groq", "anthropic", "workers_ai", "openai"]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
-FaultKind = Literal["5xx", "timeout", "drop", "malformed_json", "invalid_output", "fail_run"]
+FaultKind = Literal["5xx", "timeout", "drop", "malformed_json", "invalid_output", "fail_run", "expire", "cancel"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 _DATED_SNAPSHOT = re.compile(r"-\d{8}$")

@@ -16,8 +16,10 @@ from sandbox.config import PROVIDERS, FaultKind, FaultRule, Provider, ProviderCo
 
 # Acted on by the gateway, for any endpoint.
 TRANSPORT_FAULTS: frozenset[FaultKind] = frozenset({"5xx", "timeout", "drop", "malformed_json"})
-# Acted on by a provider handler, for the endpoints that produce model output or jobs.
-ITEM_FAULTS: frozenset[FaultKind] = frozenset({"invalid_output", "fail_run"})
+# Acted on by a provider handler, for the endpoints that produce model output or jobs: these are the kinds an
+# Anthropic batch item can meet (`expire` and `cancel` only exist there: the item's result is `expired` or
+# `canceled`); which kinds other endpoints act on is their route's `item_faults`.
+ITEM_FAULTS: frozenset[FaultKind] = frozenset({"invalid_output", "fail_run", "expire", "cancel"})
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from sandbox.classify import classify_reply, find_classify_question
 from sandbox.hashing import stable_hash
 from sandbox.truth import LEVELS as LEVELS  # re-exported: callers and tests know the levels from here
 from sandbox.truth import find_combined_question, find_question, model_level
@@ -49,8 +50,15 @@ def chat_reply(
     "truth" or "noisy" so stored scores show where they came from. Anything else gets a short deterministic
     sentence. ``invalid`` produces what a misbehaving model returns: an unknown level or text that is not JSON
     (which one follows from the hash of the conversation).
+
+    A classification conversation (a "NACE Rev. 2" prompt asking for "exactly these keys:", see
+    :mod:`sandbox.classify`) is answered first, with the company's classification; it never reaches the level
+    rules, even when the company's text says "level".
     """
     digest = stable_hash(json.dumps(list(messages), ensure_ascii=False))
+    classification = find_classify_question(messages)
+    if classification is not None:
+        return classify_reply(classification, model=model, noise=noise, invalid=invalid, digest=digest)
     tag = f"{digest & 0xFFFFFFFF:08x}"
     last_user = next((text for role, text in reversed(messages) if role == "user"), "")
     if invalid:

@@ -148,14 +148,17 @@ def new_run_id() -> str:
 
 # --- Anthropic batches -----------------------------------------------------------------------------------
 
-ItemOutcome = Literal["succeeded", "errored"]
+# `expired` and `canceled` outcomes come from the `expire` and `cancel` item faults; a cancel of the batch makes
+# the items it stops `canceled` without them.
+ItemOutcome = Literal["succeeded", "errored", "expired", "canceled"]
+MAX_LIST_LIMIT = 1000
 
 
 @dataclass
 class BatchItem:
     custom_id: str
     outcome: ItemOutcome
-    result: dict[str, Any]  # the `result` object of a succeeded or errored line
+    result: dict[str, Any]  # the `result` object of the item's line
     charge: Charge | None = None  # what the item costs if it succeeds before the batch ends
 
 
@@ -189,7 +192,7 @@ class MessageBatch:
         return min(len(self.items), max(0, math.floor(len(self.items) * fraction)))
 
     def billable(self) -> list[BatchItem]:
-        """Items that succeeded before the batch ended (errored and canceled ones are free)."""
+        """Items that succeeded before the batch ended (errored, expired and canceled ones are free)."""
         return [item for item in self.items[: self.processed()] if item.outcome == "succeeded"]
 
     def counts(self, now: float) -> dict[str, int]:
@@ -200,7 +203,7 @@ class MessageBatch:
         done = self.processed()
         for item in self.items[:done]:
             counts[item.outcome] += 1
-        counts["canceled"] = len(self.items) - done
+        counts["canceled"] += len(self.items) - done
         return counts
 
     def to_json(self, now: float, results_url: str) -> dict[str, Any]:
@@ -246,6 +249,23 @@ class BatchStore:
             done = {batch.batch_id for batch in ended}
             self._unbilled = [i for i in self._unbilled if i not in done]
         return ended
+
+    def page(
+        self, limit: int, *, before_id: str | None = None, after_id: str | None = None
+    ) -> tuple[list[MessageBatch], bool]:
+        """One page of the batches, newest first, and whether more lie beyond it in the paging direction.
+
+        ``after_id``: the ``limit`` batches right after (older than) that one; ``before_id``: the ``limit``
+        batches right before (newer than) it, still newest first. Raises ``KeyError`` for an unknown id.
+        """
+        newest_first = list(reversed(self.batches.values()))
+        index = {batch.batch_id: i for i, batch in enumerate(newest_first)}
+        if before_id is not None:
+            end = index[before_id]
+            start = max(0, end - limit)
+            return newest_first[start:end], start > 0
+        start = index[after_id] + 1 if after_id is not None else 0
+        return newest_first[start : start + limit], start + limit < len(newest_first)
 
     def clear(self) -> None:
         self.batches.clear()

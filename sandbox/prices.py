@@ -22,6 +22,8 @@ TOKENS_PER_PRICE_UNIT = 1_000_000  # token prices are quoted per million tokens
 BATCH_FACTOR = Decimal("0.5")  # Anthropic Message Batches cost 50% of the normal price
 LONG_CONTEXT_INPUT_TOKENS = 200_000  # above this many input tokens a request pays the long-context rate
 WORKERS_AI_BGE_SMALL = "@cf/baai/bge-small-en-v1.5"
+# Server-side web search, per search ($10 per 1,000), on top of the tokens; Message Batches do not discount it.
+WEB_SEARCH_PRICES_USD: Mapping[Provider, Decimal] = {"anthropic": Decimal("10") / 1000}
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,13 @@ RUN_PRICES_USD: Mapping[str, Decimal] = {
 
 @dataclass(frozen=True)
 class Charge:
-    """What one billable call costs: ``nanousd``, or ``None`` when its model has no list price (unpriced)."""
+    """What one billable call costs: ``nanousd``, or ``None`` when its model has no list price (unpriced).
+
+    ``web_search_requests`` counts the server-side searches the call made; their price is part of ``nanousd``.
+    """
 
     nanousd: int | None
+    web_search_requests: int = 0
 
     @property
     def priced(self) -> bool:
@@ -97,15 +103,31 @@ def token_price(provider: Provider, model: str) -> TokenPrice | None:
 
 
 def token_charge(
-    provider: Provider, model: str, input_tokens: int, output_tokens: int = 0, *, batch: bool = False
+    provider: Provider,
+    model: str,
+    input_tokens: int,
+    output_tokens: int = 0,
+    *,
+    batch: bool = False,
+    web_searches: int = 0,
 ) -> Charge:
-    """The charge for a call that used these tokens (``batch``: an Anthropic Message Batches request)."""
+    """The charge for a call that used these tokens (``batch``: an Anthropic Message Batches request, tokens at
+    half price) and made ``web_searches`` server-side searches (full price, batch or not).
+
+    A model without a price makes the whole call unpriced, its searches included (they are still counted).
+    """
     price = token_price(provider, model)
-    if price is None:
-        return Charge(None)
+    search_price = WEB_SEARCH_PRICES_USD.get(provider)
+    if price is None or (web_searches and search_price is None):
+        return Charge(None, web_searches)
     rate = price.rate_for(input_tokens)
     usd = (input_tokens * rate.input + output_tokens * rate.output) / TOKENS_PER_PRICE_UNIT
-    return Charge(to_nanousd(usd * BATCH_FACTOR if batch else usd))
+    if batch:
+        usd *= BATCH_FACTOR
+    if web_searches:
+        assert search_price is not None
+        usd += web_searches * search_price
+    return Charge(to_nanousd(usd), web_searches)
 
 
 def run_charge(processor: str) -> Charge:

@@ -63,6 +63,7 @@ ROUTES: tuple[Route, ...] = (
     _route("openai", "embeddings", "POST", r"/v1/embeddings", item_faults=_OUTPUT),
     _route("anthropic", "messages", "POST", r"/v1/messages", item_faults=_OUTPUT),
     _route("anthropic", "batches_create", "POST", r"/v1/messages/batches"),
+    _route("anthropic", "batches_list", "GET", r"/v1/messages/batches"),
     _route("anthropic", "batches_retrieve", "GET", r"/v1/messages/batches/[^/]+"),
     _route("anthropic", "batches_results", "GET", r"/v1/messages/batches/[^/]+/results"),
     _route("anthropic", "batches_cancel", "POST", r"/v1/messages/batches/[^/]+/cancel"),

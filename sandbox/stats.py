@@ -48,8 +48,10 @@ class Counters:
     billed_calls: int = 0  # priced calls the provider would bill (answered 2xx, completed run, succeeded item)
     list_price_nanousd: int = 0  # their list price, in 1e-9 USD
     unpriced_calls: int = 0  # billable calls of a model (or processor) without a list price; add nothing
+    web_search_requests: int = 0  # server-side searches of billable calls (priced ones are in list_price_nanousd)
 
     def bill(self, charge: Charge) -> None:
+        self.web_search_requests += charge.web_search_requests
         if charge.nanousd is None:
             self.unpriced_calls += 1
         else:
@@ -70,6 +72,7 @@ class Counters:
             "list_price_nanousd": self.list_price_nanousd,
             "list_price_usd": self.list_price_nanousd / NANOUSD_PER_USD,  # for reading; compare the int
             "unpriced_calls": self.unpriced_calls,
+            "web_search_requests": self.web_search_requests,
         }
 
 

@@ -78,7 +78,7 @@ def test_every_provider_route_is_classified() -> None:
             match = classify(method.upper(), path)
             assert match is not None, (method, path)
             seen.add((match.provider, match.endpoint))
-    assert len(seen) == 12
+    assert len(seen) == 13
 
 
 def test_describe_company() -> None:
