@@ -61,6 +61,9 @@ TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
     "estimate_vs_actual_cost": ("in", (0.8, 1.25)),
     "reclassify_local_per_second": (">=", 5_000.0),
     "rollback_exact": ("==", 1.0),
+    "reclassify_llm_requests_per_company": ("==", 1.0),
+    "reclassify_llm_resubmitted_after_crash": ("==", 0.0),
+    "reclassify_llm_staged_per_second": (">=", 1_000.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -75,9 +78,21 @@ MODULES = {
     "export": "bench.bench_export",
     "spend": "bench.bench_spend",
     "reclassify": "bench.bench_reclassify",
+    "reclassify_llm": "bench.bench_reclassify_llm",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
-DEFAULT_MODULES = ["engine", "embeddings", "resume", "scoring", "enrichment", "invalid_input", "import", "spend"]
+DEFAULT_MODULES = [
+    "engine",
+    "embeddings",
+    "resume",
+    "scoring",
+    "enrichment",
+    "invalid_input",
+    "import",
+    "spend",
+    "reclassify",
+    "reclassify_llm",
+]
 
 
 def _meets(value: float, comparison: str, target: float | tuple[float, float]) -> bool:

@@ -84,7 +84,7 @@ SHARD_PROVIDER = "openai-compatible-embeddings/shards"
 FLOW_RUN_TIMEOUT = 180.0
 
 # The synthetic companies and what each test uses them for (no test depends on another's companies).
-N_COMPANIES = 276
+N_COMPANIES = 336
 CRON = slice(0, 4)  # never enriched: what enrichment-cron finds due (every other company was enriched yesterday)
 SCORE_A, SCORE_B = slice(4, 10), slice(10, 16)  # two scoring actions of 2 batches each
 CRASH = slice(16, 56)  # one enrichment action of 8 batches
@@ -92,6 +92,7 @@ EMBED = slice(56, 68)  # one local embedding action of 2 batches
 SHARDED, SHARDED_KILLED = slice(68, 148), slice(148, 228)  # two sandbox embedding actions of 8 batches, 2 shards
 PAUSE = slice(228, 252)  # one scoring action of 8 batches, paused and resumed from the CLI
 SHARED_A, SHARED_B = slice(252, 264), slice(264, 276)  # two scoring actions sharing one creator's monthly budget
+RECLASSIFY = slice(276, 336)  # one LLM reclassify whose message batch outlasts a round
 
 SANDBOX_BLOCKS = """\
 import json
