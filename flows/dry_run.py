@@ -5,6 +5,8 @@ reads the provider's ``tag:<tag>`` limit (and ``window:<tag>`` for paced LLMs) f
 samples the selection and the spend ledger in a read-only transaction; the arithmetic is core's.  Nothing is
 written anywhere but the run's own markdown artifact and log, and no provider is contacted: an HTTP client is
 built only to learn a model's name (building one opens no connection), and the local model is never loaded.
+``reclassify(mode="llm")`` is estimated as the Message Batches requests it would send (``core.estimate_reclassify``);
+local mode as a database-only action.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from core.estimate_model import (
     Slots,
     format_duration,
 )
+from core.estimate_reclassify import classify_sample, estimate_reclassify_llm, past_requests
 from core.estimates import (
     EmbeddingModel,
     estimate_embeddings,
@@ -43,12 +46,15 @@ from core.estimates import (
     estimate_scoring,
 )
 from core.pricing import FREE_PROVIDERS, PriceBook, format_usd, nano_to_usd
+from core.reclassify_llm import PROVIDER as BATCHES_PROVIDER
+from core.reclassify_llm import LLMOptions
 from core.scores import current_input_hashes
 from core.selection import preview
 from core.store import embedding_inputs
 from core.tiering import Tiers
 from flows.bulk_types import BulkActionRequest, DryRunReport
 from flows.provider_slots import provider_limit
+from flows.reclassify_llm import DEFAULT_RECHECK_SECONDS, batches_client_of, uses_message_batches
 from providers.pacing import window_limit_name
 
 
@@ -81,6 +87,8 @@ def dry_run(db: CompanyDatabase, request: BulkActionRequest) -> DryRunReport:
 def _estimate(
     session: Session, request: BulkActionRequest, block: Any, slots: Slots, prices: PriceBook, count: int
 ) -> Estimate:
+    if uses_message_batches(request):
+        return _reclassify_llm(session, request, slots, prices, count)
     kind = get_action(request.action).provider_kind
     if kind not in ("llm", "enrichment", "embeddings"):
         return estimate_local(request.action, count, slots)
@@ -111,6 +119,27 @@ def _estimate(
     model = _embedding_model(session, request.provider, block)
     current = {row.id: row.current_sha256 for row in embedding_inputs(session, ids, model.model_id)}
     return estimate_embeddings(count, sample, current, model, prices, slots)
+
+
+def _reclassify_llm(
+    session: Session, request: BulkActionRequest, slots: Slots, prices: PriceBook, count: int
+) -> Estimate:
+    """LLM reclassify: the requests its Message Batches would carry, priced from the ledger's history of the model."""
+    assert request.selection is not None
+    block = batches_client_of(request.provider)  # refuses a block that is not anthropic-llm, as the real run does
+    options = LLMOptions.of(request.options, str(block.model))
+    ids = [c.id for c in sample_companies(session, request.selection, count)]
+    return estimate_reclassify_llm(
+        count,
+        classify_sample(session, ids),
+        options,
+        prices,
+        slots,
+        force=bool(request.options.get("force", False)),
+        history=past_requests(session, options.model),
+        messages_history=ledger_history(session, [BATCHES_PROVIDER], options.model),
+        recheck_seconds=float(request.options.get("recheck_seconds") or DEFAULT_RECHECK_SECONDS),
+    )
 
 
 def _llm_tier(session: Session, reference: str, ids: list[int], *, combined: bool = False) -> LLMTier:
