@@ -105,7 +105,7 @@ def _staging_speed(sandbox: Any) -> dict[str, float]:
     from bench.subprocess_flow import run_flow_process
     from blocks.llm import AnthropicLLM
     from blocks.loading import load_database
-    from core.failpoints import ENV
+    from core.failpoints import ENV, EXIT_CODE
     from core.reclassify_llm import LLMOptions
     from tasks.message_batches import MessageBatchJob
     from tasks.metering import Meter
@@ -118,6 +118,7 @@ def _staging_speed(sandbox: Any) -> dict[str, float]:
             "from flows.reclassify import reclassify",
             _call(f"{{'filter': {{'name_contains': {marker!r}}}}}"),
             name="reclassify-llm-stage",
+            expect_exit=EXIT_CODE,
         )
     finally:
         del os.environ[ENV]

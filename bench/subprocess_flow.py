@@ -4,7 +4,7 @@ The flow's code runs under ``python -c`` with the bench environment; it prints o
 flow's result, the seconds the flow call took (``perf_counter`` around it, so Python's and Prefect's import
 time is not counted) and the process's ``VmHWM`` (its own peak RSS: see ``bench/bench_scale.py`` for why not
 ``ru_maxrss``).  ``on_poll`` is called every ``poll_seconds`` while the process runs and may kill it (the
-resume benchmarks) by returning True.
+resume benchmarks) by returning True; ``expect_exit`` is the exit code of a process meant to die (a failpoint).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def run_flow_process(
     timeout: float = 1800.0,
     on_poll: Callable[[], bool] | None = None,
     poll_seconds: float = 0.2,
+    expect_exit: int | None = None,
 ) -> FlowProcess:
     """Run ``setup`` (imports) then ``result = <call>`` in a new process; see the module docstring."""
     from prefect.settings import PREFECT_API_URL
@@ -80,8 +81,8 @@ def run_flow_process(
                 os.killpg(child.pid, signal.SIGKILL)
             child.wait()
             raise
-    if killed:
-        return FlowProcess(None, time.perf_counter() - started, 0.0)
+    if killed or (expect_exit is not None and child.returncode == expect_exit):
+        return FlowProcess(None, time.perf_counter() - started, 0.0)  # killed, or died where it was meant to
     lines = [line for line in stdout_path.read_text(errors="replace").splitlines() if line.startswith(MARKER)]
     if child.returncode != 0 or not lines:
         errors = stderr_path.read_text(errors="replace")
