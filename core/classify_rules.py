@@ -120,17 +120,31 @@ def _initial(fragment: str) -> str:
     return text[0].lower() if text[:1].isalpha() else ""
 
 
-def _business_model_regex() -> re.Pattern[str]:
-    """One alternation with a named group per business-model keyword kind, in rule order."""
-    groups = "|".join(
-        f"(?P<{kind}>{'|'.join(_fragment(f) for f in sorted(fragments, key=_words, reverse=True))})"
+def _business_model_regex() -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """One alternation of every business-model keyword, one capturing group each (its index names the kind).
+
+    The same alternatives in the same order as one named group per kind, split by first letter behind a
+    lookahead as in :func:`_sector_regex` (about 6x faster: this scan was the slowest step of a local reclassify);
+    alternatives whose first letter is not plain keep their place between the letter groups.
+    """
+    entries = [
+        (kind, fragment)
         for kind, fragments in BUSINESS_MODEL_RULES
+        for fragment in sorted(fragments, key=_words, reverse=True)
+    ]
+    by_initial: dict[str, list[tuple[str, str]]] = {}
+    for kind, fragment in entries:
+        by_initial.setdefault(_initial(fragment), []).append((kind, fragment))
+    order = [entry for group in by_initial.values() for entry in group]
+    alternatives = "|".join(
+        (f"(?={re.escape(initial)})" if initial else "") + f"(?:{'|'.join(f'({_fragment(f)})' for _, f in group)})"
+        for initial, group in by_initial.items()
     )
-    return re.compile(rf"\b(?:{groups})\b", re.IGNORECASE)
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE), tuple(kind for kind, _ in order)
 
 
 _SECTOR_RE, _KEYWORDS = _sector_regex()
-_BUSINESS_MODEL_RE: Final = _business_model_regex()
+_BUSINESS_MODEL_RE, _BUSINESS_MODEL_KINDS = _business_model_regex()
 _FIELDS: Final = ("industry", "activity", "name")
 #: whom a company serves, to the end of its sentence: "for retailers across Europe", "serving the steel industry"
 _CUSTOMER_CLAUSE: Final = re.compile(r"\b(?:for|serving)\b[^.;]*", re.IGNORECASE)
@@ -187,9 +201,7 @@ def _business_model(sector: str | None, subsector: str | None, text: str, reason
     """The business model (rules 1-7 of the module docstring), with its reason."""
     found: dict[str, str] = {}
     for match in _BUSINESS_MODEL_RE.finditer(text):
-        kind = match.lastgroup
-        if kind is not None:
-            found.setdefault(kind, match.group())
+        found.setdefault(_BUSINESS_MODEL_KINDS[match.lastindex - 1], match.group())  # type: ignore[operator]
     if "b2b2c" in found:
         reasons.append(f"business model B2B2C: {found['b2b2c']!r}")
         return "B2B2C"
