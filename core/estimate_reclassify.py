@@ -59,7 +59,7 @@ from core.estimate_model import (
     units_with_work,
 )
 from core.pricing import PriceBook, UnpricedModelError, format_usd
-from core.reclassify import ClassifyInput
+from core.reclassify import CLASSIFY_COLUMNS, ClassifyInput
 from core.reclassify_llm import PROVIDER, SUB_BATCH_SIZE, LLMOptions, request_for, worst_case_nanousd
 from core.schema import BulkAction, Company, CompanyStatus, SpendEntry
 
@@ -107,28 +107,14 @@ class PastRequest:
     web_search: bool
 
 
-_CLASSIFY_COLUMNS = (
-    Company.id,
-    Company.name,
-    Company.industry,
-    Company.nace_code,
-    Company.activity_description,
-    Company.sector,
-    Company.subsector,
-    Company.business_model,
-    Company.taxonomy_version,
-    Company.classification_input_sha256,
-)
-
-
 def classify_sample(session: Session, ids: Sequence[int]) -> list[ClassifySample]:
     """The sampled companies' classification columns, website and status, in the order of ``ids``."""
     rows = session.execute(
-        select(*_CLASSIFY_COLUMNS, Company.website, Company.status).where(Company.id.in_(list(ids)))
+        select(*CLASSIFY_COLUMNS, Company.website, Company.status).where(Company.id.in_(list(ids)))
     ).all()
     found: dict[int, ClassifySample] = {}
     for row in rows:
-        columns: dict[str, Any] = {c.key: row[i] for i, c in enumerate(_CLASSIFY_COLUMNS)}
+        columns: dict[str, Any] = {c.key: row[i] for i, c in enumerate(CLASSIFY_COLUMNS)}
         current = ClassifyInput(**columns)
         website, status = row[-2], CompanyStatus(str(row[-1]))
         text = CompanyText(current.name, current.nace_code, current.industry, current.activity_description, website)

@@ -19,12 +19,28 @@ from functools import cached_property
 from typing import Any
 
 from core.classify_rules import Classification, classify, input_text_sha256
+from core.schema import Company
 from core.taxonomy import TAXONOMY_VERSION
 
 #: what local mode records as its model: the rules are versioned with the taxonomy
 RULES_MODEL = f"local-rules-{TAXONOMY_VERSION}"
 CLASSIFIED_FIELDS = ("sector", "subsector", "business_model")
 UNPLACED_REASON = "reclassify: no usable NACE code and no keyword rule matched; classify by hand"
+
+
+#: the columns a reclassify reads of a company, in :class:`ClassifyInput`'s field order
+CLASSIFY_COLUMNS = (
+    Company.id,
+    Company.name,
+    Company.industry,
+    Company.nace_code,
+    Company.activity_description,
+    Company.sector,
+    Company.subsector,
+    Company.business_model,
+    Company.taxonomy_version,
+    Company.classification_input_sha256,
+)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from core.message_batches import (
     unsubmitted,
     update_counts,
 )
-from core.reclassify import ClassifyInput
+from core.reclassify import CLASSIFY_COLUMNS, ClassifyInput
 from core.reclassify_llm import (
     PROVIDER,
     SUB_BATCH_SIZE,
@@ -64,7 +64,6 @@ from core.spend import reserve
 from core.store import CompanyResult, record_results
 from providers.anthropic_batches import MessageBatchesClient, ResultLine
 from tasks.metering import Meter
-from tasks.reclassify import CLASSIFY_COLUMNS
 
 APPLY_CHUNK = 500
 ACTION = "reclassify"

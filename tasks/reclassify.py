@@ -15,23 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.history import apply_changes, differs
-from core.reclassify import RULES_MODEL, ClassifyInput, local_classification, wanted_values
+from core.reclassify import CLASSIFY_COLUMNS, RULES_MODEL, ClassifyInput, local_classification, wanted_values
 from core.schema import Company, CompanyStatus, OutcomeStatus, utcnow
 from core.store import CompanyResult
 from tasks.batch import BatchContext, register_handler
-
-CLASSIFY_COLUMNS = (
-    Company.id,
-    Company.name,
-    Company.industry,
-    Company.nace_code,
-    Company.activity_description,
-    Company.sector,
-    Company.subsector,
-    Company.business_model,
-    Company.taxonomy_version,
-    Company.classification_input_sha256,
-)
 
 
 @register_handler("reclassify")
