@@ -126,7 +126,7 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
             still_open = open_batches(session, bulk_action_id)
             left = bool(unsubmitted(session, bulk_action_id, 1))
         update_progress_artifact(progress_id, 100.0 * counts.processed / max(counts.total, 1))  # type: ignore[arg-type]
-        tally.provider_calls = totals.requests
+        tally.provider_calls, tally.invalid_input = totals.requests, totals.invalid_input
         if still_open == 0 and (not left or stop is not None):
             return RoundEnd(None, stop, counts, tally, submitted)
         if deployment_id is not None and time.monotonic() >= deadline:
@@ -141,6 +141,7 @@ def _add(totals: PhaseReport, report: PhaseReport, logger: Any) -> None:
     totals.staged += report.staged
     totals.applied += report.applied
     totals.duplicates += report.duplicates
+    totals.invalid_input += report.invalid_input
     for note in report.notes:
         logger.warning(note)
 

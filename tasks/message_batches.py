@@ -61,7 +61,7 @@ from core.reclassify_llm import (
 )
 from core.schema import Company, CompanyStatus, OutcomeStatus, utcnow
 from core.spend import reserve
-from core.store import CompanyResult, record_results
+from core.store import CompanyResult, flag_for_review, record_results
 from providers.anthropic_batches import MessageBatchesClient, ResultLine
 from tasks.metering import Meter
 
@@ -79,6 +79,8 @@ class PhaseReport:
     staged: int = 0
     applied: int = 0
     duplicates: int = 0
+    #: companies refused before any request (nothing to classify from): failed and flagged for review
+    invalid_input: int = 0
     outcome_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 
@@ -109,9 +111,12 @@ class MessageBatchJob:
                 break
             eligible, settled = self._screen(ids)
             if settled:
+                refused = {r.company_id: r.detail or "" for r in settled if r.error_class == "InvalidInputError"}
                 with self.database.session() as session:
                     changes = record_results(session, self.bulk_action_id, ACTION, settled)
+                    flag_for_review(session, refused)  # as the engine does with invalid input
                 report.outcome_changes.update(changes)
+                report.invalid_input += len(refused)
             if eligible:
                 stop = self._submit_one(eligible, report)
                 if stop:

@@ -190,7 +190,10 @@ def test_a_dry_run_counts_skips_refusals_and_requests_and_writes_or_sends_nothin
                 BulkActionOutcome.detail.startswith("invalid input"),
             )
         ).all()
-    assert list(refused) == [ids[4]] and summary.failed == report.invalid_input
+    assert list(refused) == [ids[4]] and summary.failed == summary.invalid_input == report.invalid_input
+    with db.read_session() as session:
+        flagged = session.scalar(select(Company.needs_review).where(Company.id == ids[4]))
+    assert flagged is True  # refused invalid input is flagged for review, as the engine does
 
 
 def test_an_llm_reclassify_estimate_is_within_a_quarter_of_what_the_run_then_spends(
