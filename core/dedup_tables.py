@@ -62,12 +62,18 @@ class DedupClusterMember(Base):
 
 
 class DedupPair(Base):
-    """One accepted pair of a cluster and why: the evidence a reviewer reads."""
+    """One accepted pair and why: the evidence a reviewer reads.
+
+    The sweep's batches write their pairs as they find them (``cluster_id`` NULL; a pair found from both sides is
+    one row), in the transaction of their outcomes; the clustering at the end sets ``cluster_id``.
+    """
 
     __tablename__ = "dedup_pairs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("dedup_clusters.id", ondelete="CASCADE"))
+    #: the sweep that found it
+    bulk_action_id: Mapped[int] = mapped_column(ForeignKey("bulk_actions.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("dedup_clusters.id", ondelete="CASCADE"))
     company_a: Mapped[int] = mapped_column(Integer)
     company_b: Mapped[int] = mapped_column(Integer)
     cosine: Mapped[float | None] = mapped_column(Float)
@@ -77,7 +83,10 @@ class DedupPair(Base):
     #: which rule accepted the pair (for example "domain", "name+vector")
     rule: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("cluster_id", "company_a", "company_b", name="uq_dedup_pairs_cluster_pair"),)
+    __table_args__ = (
+        UniqueConstraint("bulk_action_id", "company_a", "company_b", name="uq_dedup_pairs_sweep_pair"),
+        Index("ix_dedup_pairs_cluster", "cluster_id"),
+    )
 
 
 class MergeMove(Base):

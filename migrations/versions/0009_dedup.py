@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-30 12:21:00.926431
+Create Date: 2026-11-30 12:23:53.856305
 """
 
 from collections.abc import Sequence
@@ -51,7 +51,8 @@ def upgrade() -> None:
 
     op.create_table('dedup_pairs',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('cluster_id', sa.Integer(), nullable=False),
+    sa.Column('bulk_action_id', sa.Integer(), nullable=False),
+    sa.Column('cluster_id', sa.Integer(), nullable=True),
     sa.Column('company_a', sa.Integer(), nullable=False),
     sa.Column('company_b', sa.Integer(), nullable=False),
     sa.Column('cosine', sa.Float(), nullable=True),
@@ -59,10 +60,14 @@ def upgrade() -> None:
     sa.Column('same_domain', sa.Boolean(), nullable=False),
     sa.Column('same_country', sa.Boolean(), nullable=False),
     sa.Column('rule', sa.String(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['bulk_action_id'], ['bulk_actions.id'], name=op.f('fk_dedup_pairs_bulk_action_id_bulk_actions'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['cluster_id'], ['dedup_clusters.id'], name=op.f('fk_dedup_pairs_cluster_id_dedup_clusters'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dedup_pairs')),
-    sa.UniqueConstraint('cluster_id', 'company_a', 'company_b', name='uq_dedup_pairs_cluster_pair')
+    sa.UniqueConstraint('bulk_action_id', 'company_a', 'company_b', name='uq_dedup_pairs_sweep_pair')
     )
+    with op.batch_alter_table('dedup_pairs', schema=None) as batch_op:
+        batch_op.create_index('ix_dedup_pairs_cluster', ['cluster_id'], unique=False)
+
     op.create_table('merge_moves',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('bulk_action_id', sa.Integer(), nullable=False),
@@ -89,6 +94,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_merge_moves_action')
 
     op.drop_table('merge_moves')
+    with op.batch_alter_table('dedup_pairs', schema=None) as batch_op:
+        batch_op.drop_index('ix_dedup_pairs_cluster')
+
     op.drop_table('dedup_pairs')
     with op.batch_alter_table('dedup_cluster_members', schema=None) as batch_op:
         batch_op.drop_index('ix_dedup_cluster_members_company')
