@@ -70,6 +70,14 @@ ACTIONS: dict[str, ActionSpec] = {
             checks_input=False,
         ),
         ActionSpec(
+            "merge_companies",
+            10,  # clusters per call: one outcome per cluster, on its winner
+            "database",
+            "merge reviewed duplicate clusters of a dedup sweep: fill the winner, mark the losers merged, with history",
+            "local-database-writes/default",
+            checks_input=False,
+        ),
+        ActionSpec(
             "update_status",
             50,
             "database",

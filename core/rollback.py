@@ -6,6 +6,10 @@ X touched it.  A field changed again since, by a later action (a later history r
 action (its value is no longer what X left), is a *conflict*: it is not overwritten unless ``force``, and is
 reported per company and field.  The restore is itself a change, recorded in the history under the rollback's
 own bulk action, so rolling the rollback back redoes X.
+
+The companies a rollback visits are X's outcome companies and every other company with history rows of X
+(:func:`companies_beyond_outcomes`: a merge's losers).  What a merge moved besides fields (score rows, closed
+dead jobs) and its clusters' status are put back by ``core.merge``, in the same batch transactions.
 """
 
 from __future__ import annotations
@@ -18,8 +22,33 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from core.history import decode_value, differs
-from core.schema import Company, CompanyHistory
+from core.schema import BulkActionOutcome, Company, CompanyHistory
 from core.store import chunked
+
+
+def companies_beyond_outcomes(session: Session, bulk_action_id: int) -> list[int]:
+    """Companies the action changed that are not its outcome companies, by id: a merge's losers.
+
+    A rollback visits every company with history rows of the action, not only the companies it ran on: a merge
+    runs on the clusters' winners and also changes the losers (``core.merge``).  Other actions change only their
+    own companies, and this is empty.
+    """
+    recorded = (
+        select(BulkActionOutcome.company_id)
+        .where(
+            BulkActionOutcome.bulk_action_id == bulk_action_id,
+            BulkActionOutcome.company_id == CompanyHistory.company_id,
+        )
+        .exists()
+    )
+    return list(
+        session.scalars(
+            select(CompanyHistory.company_id)
+            .where(CompanyHistory.bulk_action_id == bulk_action_id, ~recorded)
+            .distinct()
+            .order_by(CompanyHistory.company_id)
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ model they have a vector of (``core.stale_embeddings``).  A vector only records 
 the provider block of the latest ``generate_embeddings`` action that made vectors of it, if that block still makes
 that model, else to the default embedding provider if it does; a model no block on record makes is reported,
 not guessed.  A vector whose hash still matches the restored text is current and not paid for again.
+
+A merge (``merge_companies``) runs on its clusters' winners but also changes the losers: the rollback visits every
+company with history rows of the action, so the losers come back active, and it puts back the score rows and
+dead jobs the merge moved or closed (``core.merge``).  A rollback of a merge's rollback is refused: merge again.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import blocks.local_database  # noqa: F401 - registers the block type that ``pro
 from blocks.loading import load_database, load_embedding_block
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from core.errors import ConfigurationError, InputError
+from core.merge import rolled_back_merge
+from core.rollback import companies_beyond_outcomes
 from core.schema import BulkAction, BulkActionOutcome
-from core.selection import MAX_EXPLICIT_IDS, ActionCompanies, Selection
+from core.selection import MAX_EXPLICIT_IDS, ActionCompanies, Selection, selection_of
 from core.stale_embeddings import embedding_providers, stale_embeddings
-from core.store import chunked
+from core.store import bulk_action_company_ids, chunked
 from flows.action_end import artifact_key
 from flows.engine import BULK_ACTION_HOOKS, BulkActionRequest, BulkActionSummary, DryRunReport, run_bulk_action
 from flows.generate_embeddings import DEFAULT_EMBEDDING_PROVIDER, generate_embeddings
@@ -96,10 +102,7 @@ def rollback(
     if bulk_action_id is None:
         if rollback_of is None:
             raise InputError("say which bulk action to roll back: rollback_of=<bulk action id>")
-        with load_database(database).read_session() as session:
-            if session.get(BulkAction, rollback_of) is None:
-                raise InputError(f"bulk action {rollback_of} does not exist")
-        selection = Selection(from_action=ActionCompanies(bulk_action_id=rollback_of, outcome="all"))
+        selection = _companies_to_restore(database, rollback_of)
     result = run_bulk_action(
         BulkActionRequest(
             action="rollback",
@@ -120,6 +123,26 @@ def rollback(
         _publish_conflicts(database, result.bulk_action_id)
         return _refresh_embeddings(result, database, created_by, regenerate=regenerate_embeddings)
     return result
+
+
+def _companies_to_restore(database: str, rollback_of: int) -> Selection | None:
+    """Every company the action changed: its own companies, and any other with history rows of it (a merge's
+    losers, which are not outcome rows of the merge)."""
+    with load_database(database).read_session() as session:
+        if session.get(BulkAction, rollback_of) is None:
+            raise InputError(f"bulk action {rollback_of} does not exist")
+        merge = rolled_back_merge(session, rollback_of)
+        if merge is not None:
+            raise InputError(
+                f"bulk action {rollback_of} rolled back merge {merge}: merge again (a new dedup_sweep, then "
+                "merge_companies) rather than rolling the rollback back, so the moved rows follow"
+            )
+        beyond = companies_beyond_outcomes(session, rollback_of)
+        if not beyond:
+            return Selection(from_action=ActionCompanies(bulk_action_id=rollback_of, outcome="all"))
+        own = bulk_action_company_ids(session, rollback_of)
+    # explicit ids through the legacy path: bounded by max_companies, not by the 10,000 of a hand-picked list
+    return selection_of([*own, *beyond], None)
 
 
 def _refresh_embeddings(
