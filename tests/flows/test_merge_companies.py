@@ -17,7 +17,7 @@ from blocks.database import CompanyDatabase
 from core.dedup_tables import ClusterStatus, DedupCluster, DedupClusterMember, MergeMove
 from core.errors import InputError
 from core.history import changes_by_action
-from core.merge import merged_into_cycles
+from core.merge import StaleMergePlanError, apply_merges, merged_into_cycles, plan_merges
 from core.schema import (
     BulkActionOutcome,
     Company,
@@ -429,3 +429,26 @@ def test_the_cycle_detector_sees_a_loop_written_behind_the_merge_s_back(db: Comp
         session.rollback()
     with db.read_session() as session:
         assert merged_into_cycles(session) == []
+
+
+def test_a_plan_overtaken_before_its_write_is_refused_whole(db: CompanyDatabase) -> None:
+    winner, loser, other_winner, other_loser = seed(db, 4, 15007)
+    sweep = make_sweep(db)
+    edited = make_cluster(db, sweep, winner, [loser])
+    raced = make_cluster(db, sweep, other_winner, [other_loser])
+    merge_id = _other_action(db)
+    with db.read_session() as session:
+        plans = plan_merges(session, sweep, [winner, other_winner])
+        twice = plan_merges(session, sweep, [other_winner])
+    set_fields(db, loser, priority=3)  # changed between the plan and its write
+    with pytest.raises(StaleMergePlanError, match=f"company {loser}"), db.session() as session:
+        apply_merges(session, [plans[winner]], merge_id)
+    assert cluster(db, edited)[0] == ClusterStatus.PROPOSED and company(db, loser).status is CompanyStatus.ACTIVE
+    # two merges that planned the same cluster: the second write finds it merged and writes nothing
+    with db.session() as session:
+        apply_merges(session, [plans[other_winner]], merge_id)
+    with pytest.raises(StaleMergePlanError, match=f"cluster {raced}"), db.session() as session:
+        apply_merges(session, [twice[other_winner]], merge_id)
+    assert cluster(db, raced) == (ClusterStatus.MERGED, None, merge_id)
+    with db.read_session() as session:
+        assert len(changes_by_action(session, merge_id)) == 2  # the loser's status and merged_into, once
