@@ -78,6 +78,14 @@ ACTIONS: dict[str, ActionSpec] = {
             checks_input=False,
         ),
         ActionSpec(
+            "dedup_sweep",
+            500,
+            "database",
+            "near-duplicate pairs and clusters from the vectors of one model, the registrable domain and the name",
+            "local-database-writes/default",
+            checks_input=False,
+        ),
+        ActionSpec(
             "update_status",
             50,
             "database",

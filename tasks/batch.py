@@ -100,6 +100,7 @@ HANDLER_MODULES: dict[str, str] = {
     "update_status": "tasks.update_status",
     "reclassify": "tasks.reclassify",
     "rollback": "tasks.rollback",
+    "dedup_sweep": "tasks.dedup",
     "merge_companies": "tasks.merge",
 }
 
