@@ -64,6 +64,12 @@ TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
     "reclassify_llm_requests_per_company": ("==", 1.0),
     "reclassify_llm_resubmitted_after_crash": ("==", 0.0),
     "reclassify_llm_staged_per_second": (">=", 1_000.0),
+    "dedup_precision": (">=", 0.98),
+    "dedup_recall": (">=", 0.95),
+    "dedup_precision_100k": (">=", 0.98),
+    "dedup_recall_100k": (">=", 0.95),
+    "dedup_seconds_100k": ("<=", 30.0),
+    "merge_rollback_exact": ("==", 1.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -79,6 +85,7 @@ MODULES = {
     "spend": "bench.bench_spend",
     "reclassify": "bench.bench_reclassify",
     "reclassify_llm": "bench.bench_reclassify_llm",
+    "dedup": "bench.bench_dedup",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
 DEFAULT_MODULES = [
@@ -92,6 +99,7 @@ DEFAULT_MODULES = [
     "spend",
     "reclassify",
     "reclassify_llm",
+    "dedup",
 ]
 
 
