@@ -7,12 +7,13 @@ pair twice, and never look at merged companies or at vectors of another model.
 
 from __future__ import annotations
 
+import numpy as np
 from prefect.client.orchestration import get_client
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from blocks.database import CompanyDatabase
 from core.dedup_tables import DedupCluster, DedupClusterMember, DedupPair
-from core.schema import BulkActionOutcome, Company, CompanyStatus, OutcomeStatus
+from core.schema import BulkActionOutcome, Company, CompanyEmbedding, CompanyStatus, OutcomeStatus
 from core.synthetic import generate_companies, seed_companies
 from flows.action_end import artifact_key
 from flows.dedup_sweep import DedupSweepSummary, dedup_sweep
@@ -79,12 +80,29 @@ def test_the_sweep_finds_the_known_duplicates_and_proposes_clusters_with_evidenc
     assert isinstance(again, DedupSweepSummary) and (again.pairs, again.clusters) == (summary.pairs, summary.clusters)
 
 
-def test_merged_companies_and_companies_without_a_vector_are_left_out(db: CompanyDatabase, database_name: str) -> None:
+def test_merged_companies_and_companies_without_a_vector_of_the_model_are_left_out(
+    db: CompanyDatabase, database_name: str
+) -> None:
     ids, truth = seeded(db, SEED + 1)
     embedded, bare = ids[: N - 10], ids[N - 10 :]
     generate_embeddings(company_ids=embedded, database=database_name)
     a, b = sorted(truth)[0]
     with db.session() as session:
+        # vectors of another model: never compared with MiniLM's, so these companies still have no vector here
+        session.execute(
+            insert(CompanyEmbedding),
+            [
+                {
+                    "company_id": cid,
+                    "model_id": "other-model",
+                    "dimension": 384,
+                    "text_sha256": "x" * 64,
+                    "text": "other",
+                    "vector": np.ones(384, np.float32).tobytes(),
+                }
+                for cid in bare
+            ],
+        )
         session.execute(update(Company).where(Company.id == b).values(status=CompanyStatus.MERGED, merged_into_id=a))
 
     summary = dedup_sweep(company_ids=ids, database=database_name)
