@@ -120,8 +120,8 @@ def store_pairs(session: Session, bulk_action_id: int, pairs: Sequence[PairEvide
                 "company_b": p.right,
                 "cosine": p.cosine,
                 "name_score": p.name_score,
-                "same_domain": bool(p.same_domain),
-                "same_country": bool(p.same_country),
+                "same_domain": p.same_domain,
+                "same_country": p.same_country,
                 "rule": p.rule,
             }
             for p in pairs

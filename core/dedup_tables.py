@@ -78,8 +78,9 @@ class DedupPair(Base):
     company_b: Mapped[int] = mapped_column(Integer)
     cosine: Mapped[float | None] = mapped_column(Float)
     name_score: Mapped[float | None] = mapped_column(Float)
-    same_domain: Mapped[bool] = mapped_column(Boolean, default=False)
-    same_country: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: None: either company has no registrable domain (country) to compare
+    same_domain: Mapped[bool | None] = mapped_column(Boolean)
+    same_country: Mapped[bool | None] = mapped_column(Boolean)
     #: which rule accepted the pair (for example "domain", "name+vector")
     rule: Mapped[str | None] = mapped_column(String(64))
 
