@@ -21,6 +21,10 @@ ACTION_FLOWS: dict[str, str] = {
     "enrich_companies": "flows.enrich_companies:enrich_companies",
     "score_llm_adoption": "flows.score_llm_adoption:score_llm_adoption",
     "update_status": "flows.update_status:update_status",
+    "reclassify": "flows.reclassify:reclassify",
+    "rollback": "flows.rollback:rollback",
+    "dedup_sweep": "flows.dedup_sweep:dedup_sweep",
+    "merge_companies": "flows.merge_companies:merge_companies",
 }
 
 
@@ -51,7 +55,7 @@ def bulk_action(
     allow_unpriced: bool = False,
     action_parameters: dict[str, Any] | None = None,
 ) -> Any:
-    """Run ``action`` (generate_embeddings, enrich_companies, score_llm_adoption, update_status) over a selection.
+    """Run any action of the catalog by name (its own parameters in ``action_parameters``).
 
     Args:
         action: the action's name.

@@ -43,3 +43,12 @@ def test_entrypoint_is_a_flow_whose_parameters_validate(spec: object) -> None:
     if "company_ids" in schema["properties"]:
         with pytest.raises(Exception, match="company_ids"):
             flow.validate_parameters({**parameters, "company_ids": ["not-an-id"]})
+
+
+def test_every_action_of_the_catalog_runs_by_name_through_bulk_action() -> None:
+    from core.catalog import ACTIONS
+    from flows.bulk_action import ACTION_FLOWS, action_flow
+
+    assert set(ACTION_FLOWS) == set(ACTIONS)
+    for action in ACTIONS:
+        assert callable(action_flow(action))
