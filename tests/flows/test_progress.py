@@ -8,6 +8,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 from prefect.runtime import flow_run
 
 from blocks.loading import load_database
@@ -57,7 +58,8 @@ def test_progress_is_the_start_counts_plus_the_reported_changes() -> None:
         assert record is not None
         assert (record.processed, record.succeeded, record.skipped, record.failed) == (5, 2, 1, 2)
         assert outcome_counts(session, action_id).processed == 0  # the rows themselves were never touched
-    with get_client(sync_client=True) as client:
-        artifact = client.read_artifacts()
-    progress = [a for a in artifact if a.id == UUID(result["artifact"])]
-    assert progress and progress[0].data == 100.0
+    with get_client(sync_client=True) as client:  # by id: the server holds many artifacts, a page not all of them
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(id=ArtifactFilterId(any_=[UUID(result["artifact"])]))
+        )
+    assert len(progress) == 1 and progress[0].data == 100.0
