@@ -25,17 +25,9 @@ from blocks.loading import load_database
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from core.dedup_tables import ClusterStatus
 from core.errors import InputError
-from core.merge import (
-    MERGE_ACTION,
-    ClusterChoice,
-    ClusterOutcome,
-    MergePlan,
-    Verdict,
-    choose_clusters,
-    merge_outcomes,
-    plan_merges,
-    set_cluster_status,
-)
+from core.merge import MERGE_ACTION, MergePlan, Verdict
+from core.merge_report import ClusterOutcome, merge_outcomes
+from core.merge_store import ClusterChoice, choose_clusters, plan_merges, set_cluster_status
 from core.schema import BulkAction
 from core.selection import MAX_EXPLICIT_IDS, selection_of
 from flows.action_end import artifact_key

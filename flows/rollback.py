@@ -33,7 +33,7 @@ import blocks.local_database  # noqa: F401 - registers the block type that ``pro
 from blocks.loading import load_database, load_embedding_block
 from core.catalog import DEFAULT_MAX_COMPANIES, get_action
 from core.errors import ConfigurationError, InputError
-from core.merge import rolled_back_merge
+from core.merge_undo import rolled_back_merge
 from core.rollback import companies_beyond_outcomes
 from core.schema import BulkAction, BulkActionOutcome
 from core.selection import MAX_EXPLICIT_IDS, ActionCompanies, Selection, selection_of

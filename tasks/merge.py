@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from core.merge import MERGE_ACTION, apply_merges, plan_merges
+from core.merge import MERGE_ACTION
+from core.merge_store import apply_merges, plan_merges
 from core.store import CompanyResult
 from tasks.batch import BatchContext, register_handler
 

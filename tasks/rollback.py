@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from core.history import apply_changes
-from core.merge import apply_merge_undo, plan_merge_undo
+from core.merge_undo import apply_merge_undo, plan_merge_undo
 from core.rollback import plan_rollback
 from core.schema import OutcomeStatus
 from core.store import CompanyResult

@@ -17,7 +17,8 @@ from blocks.database import CompanyDatabase
 from core.dedup_tables import ClusterStatus, DedupCluster, DedupClusterMember, MergeMove
 from core.errors import InputError
 from core.history import changes_by_action
-from core.merge import StaleMergePlanError, apply_merges, merged_into_cycles, plan_merges
+from core.merge import StaleMergePlanError
+from core.merge_store import apply_merges, merged_into_cycles, plan_merges
 from core.schema import (
     BulkActionOutcome,
     Company,
