@@ -1,7 +1,7 @@
 """The ``merge_companies`` batch handler: merge the clusters these winners lead, with history and moves.
 
 The merge runs on the clusters' winners (one outcome per cluster); each winner's cluster of the sweep
-(``options["sweep_id"]``) is planned in a read transaction (``core.merge.plan_merges``: merge, refuse, or already
+(``options["sweep_id"]``) is planned in a read transaction (``core.merge_store.plan_merges``: merge, refuse, or already
 merged), and the merges and refusals are written in the transaction that records the call's outcomes
 (``BatchContext.write_with_outcomes``), so a crash leaves a cluster either merged, recorded and historied, or
 untouched.  A write that finds a cluster or a member changed since its plan raises ``StaleMergePlanError``: the

@@ -6,7 +6,7 @@ in the transaction that records the batch's outcomes.  A company's conflicting f
 say what was kept.
 
 Rolling back a merge also puts back what it moved (score rows to their loser, closed dead jobs to their status
-before) and marks its clusters ``rolled_back`` (``core.merge.plan_merge_undo``), in the same transaction; a
+before) and marks its clusters ``rolled_back`` (``core.merge_undo.plan_merge_undo``), in the same transaction; a
 moved row changed since (rescored, moved again, pruned) is kept where it is and named like a conflicting field.
 """
 
