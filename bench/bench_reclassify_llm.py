@@ -47,7 +47,7 @@ def _block(url: str) -> None:
 
     provision_limits({TAG: 2})
     AnthropicLLM(
-        api_key=SecretStr("sk-ant-bench-key"), base_url=url, model="claude-haiku-4-5", concurrency_tag=TAG
+        api_key=SecretStr("fake-anthropic-bench"), base_url=url, model="claude-haiku-4-5", concurrency_tag=TAG
     ).save("bench", overwrite=True)
     clear_block_cache()
 
@@ -191,7 +191,7 @@ def _provider_requests(url: str) -> int:
     """Requests in every batch the provider holds, by its own list endpoint (the SDK, as a user would ask)."""
     import anthropic
 
-    client = anthropic.Anthropic(api_key="sk-ant-bench-key", base_url=url, max_retries=0)
+    client = anthropic.Anthropic(api_key="fake-anthropic-bench", base_url=url, max_retries=0)
     return sum(sum(vars(batch.request_counts).values()) for batch in client.messages.batches.list(limit=100))
 
 

@@ -35,7 +35,7 @@ from blocks.llm import AnthropicLLM
 
 url, tag = sys.argv[1], sys.argv[2]
 AnthropicLLM(
-    api_key=SecretStr("sk-ant-e2e-secret-0123456789"), base_url=url, model="claude-haiku-4-5", concurrency_tag=tag
+    api_key=SecretStr("fake-anthropic-e2e"), base_url=url, model="claude-haiku-4-5", concurrency_tag=tag
 ).save("e2e", overwrite=True)
 with get_client(sync_client=True) as client:
     client.upsert_global_concurrency_limit_by_name("tag:" + tag, 2)

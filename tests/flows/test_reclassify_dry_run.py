@@ -84,7 +84,7 @@ def sandbox(provider_sandbox: SandboxServer) -> Iterator[SandboxServer]:
 def anthropic_block(provider_sandbox: SandboxServer) -> str:
     provision_limits({TAG: 2})
     AnthropicLLM(
-        api_key="sk-ant-estimates-secret-0123456789",  # type: ignore[arg-type]
+        api_key="fake-anthropic-estimates-secret-0123456789-not-real",  # type: ignore[arg-type]
         base_url=provider_sandbox.url,
         model=MODEL,
         timeout_seconds=2.0,

@@ -53,7 +53,7 @@ def sandbox(provider_sandbox: SandboxServer) -> Iterator[SandboxServer]:
 def anthropic_block(provider_sandbox: SandboxServer) -> str:
     provision_limits({TAG: 2})
     AnthropicLLM(
-        api_key="sk-ant-reclassify-secret-0123456789",
+        api_key="fake-anthropic-reclassify-secret-0123456789-not-real",
         base_url=provider_sandbox.url,
         model=MODEL,
         timeout_seconds=2.0,

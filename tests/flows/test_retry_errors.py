@@ -35,7 +35,7 @@ def groq(provider_sandbox: SandboxServer) -> str:
     provision_limits({TAG: 2})
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(window_limit_name(TAG), 6000)
-    common: dict[str, Any] = {"api_key": "gsk-retry-secret-0123456789", "base_url": f"{provider_sandbox.url}/openai/v1"}
+    common: dict[str, Any] = {"api_key": "fake-groq-retry-key", "base_url": f"{provider_sandbox.url}/openai/v1"}
     GroqLLM(**common, requests_per_minute=6000, concurrency_tag=TAG).save("retry", overwrite=True)
     clear_block_cache()
     return "groq-llm/retry"
