@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Table, exists, func, insert, select, update
+from sqlalchemy import Table, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.dedup_clusters import DuplicateCluster, MemberFacts
@@ -33,7 +33,7 @@ from core.schema import (
     CompanyStatus,
     EnrichmentStatus,
 )
-from core.store import chunked, upsert
+from core.store import chunked, update_rows, upsert
 
 #: the fields whose filling makes a company "more complete" (the winner rule's first criterion)
 COMPLETENESS_FIELDS = (
@@ -209,6 +209,7 @@ def store_clusters(session: Session, bulk_action_id: int, clusters: Sequence[Dup
     for part in chunked(members, 500):
         rows = session.execute(select(Company.id, Company.updated_at).where(Company.id.in_(part))).all()
         seen.update((cid, updated) for cid, updated in rows)
+    links: list[tuple[int, int, int, int]] = []  # (cluster, sweep, a, b): the pairs' cluster, in one executemany
     for cluster in clusters:
         cluster_id = session.execute(
             insert(DedupCluster)
@@ -233,16 +234,9 @@ def store_clusters(session: Session, bulk_action_id: int, clusters: Sequence[Dup
                 for cid in cluster.members
             ],
         )
-        for pair in cluster.pairs:
-            session.execute(
-                update(DedupPair)
-                .where(
-                    DedupPair.bulk_action_id == bulk_action_id,
-                    DedupPair.company_a == pair.left,
-                    DedupPair.company_b == pair.right,
-                )
-                .values(cluster_id=cluster_id)
-            )
+        links.extend((cluster_id, bulk_action_id, pair.left, pair.right) for pair in cluster.pairs)
+    pair_key = ("bulk_action_id", "company_a", "company_b")
+    update_rows(session, cast(Table, DedupPair.__table__), pair_key, {}, ("cluster_id",), links)
 
 
 def cluster_rows(session: Session, bulk_action_id: int, limit: int = 500) -> list[dict[str, Any]]:

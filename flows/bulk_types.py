@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from core.catalog import DEFAULT_MAX_COMPANIES
 from core.selection import Selection
@@ -60,6 +60,9 @@ class DryRunReport:
     assumptions: list[str] = field(default_factory=list)
 
 
+S = TypeVar("S", bound="BulkActionSummary")
+
+
 @dataclass(frozen=True)
 class BulkActionSummary:
     bulk_action_id: int
@@ -80,6 +83,11 @@ class BulkActionSummary:
     spend_usd: float = 0.0
     budget_usd: float | None = None
     status_reason: str | None = None
+
+    def extended(self, kind: type[S], **extra: Any) -> S:
+        """This summary as ``kind``, a subclass that adds an action's own figures (``extra``)."""
+        base = {f.name: getattr(self, f.name) for f in fields(BulkActionSummary)}
+        return kind(**base, **extra)
 
     def as_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [

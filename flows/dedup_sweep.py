@@ -14,7 +14,7 @@ embedded first by the ``embeddings`` block.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -162,9 +162,8 @@ def _propose_clusters(database: str, summary: BulkActionSummary) -> DedupSweepSu
     get_run_logger().info(
         "dedup sweep %d: %d pairs, %d clusters over %d companies", sweep_id, len(pairs), clusters, in_clusters
     )
-    values = {f.name: getattr(summary, f.name) for f in fields(summary)}
-    return DedupSweepSummary(
-        **values,
+    return summary.extended(
+        DedupSweepSummary,
         model_id=record,
         pairs=len(pairs),
         clusters=clusters,

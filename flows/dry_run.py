@@ -54,7 +54,7 @@ from core.store import embedding_inputs
 from core.tiering import Tiers
 from flows.bulk_types import BulkActionRequest, DryRunReport
 from flows.provider_slots import provider_limit
-from flows.reclassify_llm import DEFAULT_RECHECK_SECONDS, batches_client_of, uses_message_batches
+from flows.reclassify_llm import DEFAULT_RECHECK_SECONDS, message_batches_block, uses_message_batches
 from providers.pacing import window_limit_name
 
 
@@ -126,7 +126,7 @@ def _reclassify_llm(
 ) -> Estimate:
     """LLM reclassify: the requests its Message Batches would carry, priced from the ledger's history of the model."""
     assert request.selection is not None
-    block = batches_client_of(request.provider)  # refuses a block that is not anthropic-llm, as the real run does
+    block = message_batches_block(request.provider)  # refuses a block that is not anthropic-llm, as the real run does
     options = LLMOptions.of(request.options, str(block.model))
     ids = [c.id for c in sample_companies(session, request.selection, count)]
     return estimate_reclassify_llm(

@@ -11,7 +11,7 @@ cluster, and what it moves, is ``core.merge``'s rule; ``rollback`` with ``rollba
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -169,9 +169,8 @@ def _report(summary: BulkActionSummary, database: str, *, excluded: int) -> Merg
     counted = Counter(o.result for o in outcomes)
     losers = sum((o.size or 1) - 1 for o in outcomes if o.result == "merged")
     _publish(summary.bulk_action_id, sweep_id, outcomes, counted)
-    base = {f.name: getattr(summary, f.name) for f in fields(BulkActionSummary)}
-    return MergeSummary(
-        **base,
+    return summary.extended(
+        MergeSummary,
         sweep_id=sweep_id,
         clusters_merged=counted["merged"],
         clusters_refused=counted["refused"],

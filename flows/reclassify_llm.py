@@ -63,7 +63,8 @@ class RoundEnd:
     continuation: str | None = None
 
 
-def batches_client_of(provider: str) -> Any:
+def message_batches_block(provider: str) -> Any:
+    """The provider block LLM mode runs on: an ``anthropic-llm`` block (it has the Message Batches client)."""
     block = load_provider_block(provider)
     if not hasattr(block, "get_batches_client"):
         raise InputError(
@@ -76,7 +77,7 @@ def batches_client_of(provider: str) -> Any:
 def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int, flow_run_id: str) -> RoundEnd:
     """Drive the action's batches for one round (see the module docstring)."""
     logger = get_run_logger()
-    block = batches_client_of(request.provider)
+    block = message_batches_block(request.provider)
     options = request.options
     job = MessageBatchJob(
         database=db,
@@ -128,11 +129,27 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
         update_progress_artifact(progress_id, 100.0 * counts.processed / max(counts.total, 1))  # type: ignore[arg-type]
         tally.provider_calls, tally.invalid_input = totals.requests, totals.invalid_input
         if still_open == 0 and (not left or stop is not None):
+            _log_round(logger, bulk_action_id, totals, submitted)
             return RoundEnd(None, stop, counts, tally, submitted)
         if deployment_id is not None and time.monotonic() >= deadline:
+            _log_round(logger, bulk_action_id, totals, submitted)
             end = _hand_over(request, db, bulk_action_id, flow_run_id, UUID(str(deployment_id)), still_open, tally)
             return replace(end, batches=submitted)
         time.sleep(poll_seconds)  # the provider's pace, not ours: nothing to wait on but its clock
+
+
+def _log_round(logger: Any, bulk_action_id: int, totals: PhaseReport, submitted: int) -> None:
+    """What this round did; ``duplicates`` are results of a company already applied (an orphan batch's)."""
+    logger.info(
+        "bulk action %d, this round: %d requests in %d sub-batches submitted, %d results staged, %d applied, "
+        "%d duplicate results dropped",
+        bulk_action_id,
+        totals.requests,
+        submitted,
+        totals.staged,
+        totals.applied,
+        totals.duplicates,
+    )
 
 
 def _add(totals: PhaseReport, report: PhaseReport, logger: Any) -> None:

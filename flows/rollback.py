@@ -20,7 +20,7 @@ dead jobs the merge moved or closed (``core.merge``).  A rollback of a merge's r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -160,12 +160,11 @@ def _refresh_embeddings(
     with db.read_session() as session:
         stale = stale_embeddings(session, rollback_id)
         providers = embedding_providers(session, stale) if regenerate and stale else {}
-    base = {f.name: getattr(summary, f.name) for f in fields(BulkActionSummary)}
     stale_companies = {cid for ids in stale.values() for cid in ids}
     vectors = sum(len(ids) for ids in stale.values())
     if not stale:
         logger.info("rollback %d left no stored vector out of date", rollback_id)
-        return RollbackSummary(**base)
+        return summary.extended(RollbackSummary)
     if not regenerate:
         logger.warning(
             "rollback %d left %d vectors of %d companies out of date (regenerate_embeddings=false): rerun it with "
@@ -175,7 +174,7 @@ def _refresh_embeddings(
             len(stale_companies),
             rollback_id,
         )
-        return RollbackSummary(**base, embeddings_stale=len(stale_companies), embeddings_left_stale=vectors)
+        return summary.extended(RollbackSummary, embeddings_stale=len(stale_companies), embeddings_left_stale=vectors)
     actions: list[int] = []
     for model_id, company_ids in sorted(stale.items()):
         provider = _provider_making(model_id, providers.get(model_id, []))
@@ -207,8 +206,8 @@ def _refresh_embeddings(
         actions,
         left_vectors,
     )
-    return RollbackSummary(
-        **base,
+    return summary.extended(
+        RollbackSummary,
         embeddings_stale=len(stale_companies),
         reembedded=reembedded,
         embeddings_left_stale=left_vectors,

@@ -15,7 +15,6 @@ worker while the provider works.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +80,6 @@ class PhaseReport:
     duplicates: int = 0
     #: companies refused before any request (nothing to classify from): failed and flagged for review
     invalid_input: int = 0
-    outcome_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 
 
@@ -113,9 +111,8 @@ class MessageBatchJob:
             if settled:
                 refused = {r.company_id: r.detail or "" for r in settled if r.error_class == "InvalidInputError"}
                 with self.database.session() as session:
-                    changes = record_results(session, self.bulk_action_id, ACTION, settled)
+                    record_results(session, self.bulk_action_id, ACTION, settled)
                     flag_for_review(session, refused)  # as the engine does with invalid input
-                report.outcome_changes.update(changes)
                 report.invalid_input += len(refused)
             if eligible:
                 stop = self._submit_one(eligible, report)
@@ -299,7 +296,7 @@ class MessageBatchJob:
         classified = [cid for cid, values in changes.items() if "taxonomy_version" in values]
         if classified:
             session.execute(update(Company).where(Company.id.in_(classified)).values(classified_at=utcnow()))
-        report.outcome_changes.update(record_results(session, self.bulk_action_id, ACTION, results))
+        record_results(session, self.bulk_action_id, ACTION, results)
         clear_staged(session, [staged.id for staged in chunk])
         report.applied += len(results)
 

@@ -252,7 +252,7 @@ def test_errored_canceled_expired_and_invalid_results_each_end_where_they_belong
     assert results[ids[15]][0] is OutcomeStatus.SKIPPED and results[ids[15]][1].startswith("needs review")
     values = classified(db, ids)
     review, reason = values[ids[15]][6:]
-    assert review is True and "does not fit the taxonomy" in reason or "not JSON" in reason
+    assert review is True and ("does not fit the taxonomy" in reason or "not JSON" in reason)
     assert values[ids[15]][3] is None  # nothing of the invalid answer was written
     with db.read_session() as session:
         dead = session.scalars(select(DeadJob.company_id).where(DeadJob.bulk_action_id == summary.bulk_action_id))
