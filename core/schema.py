@@ -433,7 +433,8 @@ class SpendEntry(Base):
     )
 
 
-# The message-batch and dedup tables live in modules of their own; importing them here registers them on
+# The message-batch, dedup and operations tables live in modules of their own; importing them here registers them on
 # ``Base.metadata`` for every caller of this one (the migrations, ``create_all`` in tests).
 from core import dedup_tables as _dedup_tables  # noqa: E402, F401
 from core import message_batch_tables as _message_batch_tables  # noqa: E402, F401
+from core import operations_tables as _operations_tables  # noqa: E402, F401
