@@ -78,7 +78,7 @@ class WorkersAIEmbeddings(Block):
                 account_id=self.account_id,
                 model=self.model,
                 pooling=self.pooling,
-                retry=RetryPolicy(retries=self.retries),
+                retry=RetryPolicy(retries=self.retries, guard_tag=self.concurrency_tag),
             )
         return self._client
 
@@ -116,7 +116,7 @@ class OpenAICompatibleEmbeddings(Block):
                 http=http,
                 model=self.model,
                 dimensions=self.dimensions,
-                retry=RetryPolicy(retries=self.retries),
+                retry=RetryPolicy(retries=self.retries, guard_tag=self.concurrency_tag),
                 self_hosted=self.self_hosted,
             )
         return self._client

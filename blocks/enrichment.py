@@ -91,7 +91,7 @@ class ParallelEnrichment(Block):
                 run_timeout_s=self.run_timeout_seconds,
                 poll_slice_s=self.poll_slice_seconds,
                 request_timeout_s=self.request_timeout_seconds,
-                retry=RetryPolicy(retries=self.retries),
+                retry=RetryPolicy(retries=self.retries, guard_tag=self.concurrency_tag),
                 max_active_runs=self.max_active_runs,
             )
         return self._client

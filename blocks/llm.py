@@ -93,7 +93,7 @@ class GroqLLM(Block):
                 temperature=self.temperature,
                 max_tokens=self.max_tokens,
                 timeout_seconds=self.timeout_seconds,
-                retry=RetryPolicy(retries=self.retries, initial_delay=0.5),
+                retry=RetryPolicy(retries=self.retries, initial_delay=0.5, guard_tag=self.concurrency_tag),
                 pacer=_pacer(
                     self.concurrency_tag,
                     self.requests_per_minute,
@@ -138,7 +138,9 @@ class AnthropicLLM(Block):
                 timeout=self.timeout_seconds,
                 max_retries=0,
             )
-            self._batches = MessageBatchesClient(sdk, RetryPolicy(retries=self.retries, initial_delay=0.5))
+            self._batches = MessageBatchesClient(
+                sdk, RetryPolicy(retries=self.retries, initial_delay=0.5, guard_tag=self.concurrency_tag)
+            )
         return self._batches
 
     def get_client(self) -> LLMClient:
@@ -162,7 +164,7 @@ class AnthropicLLM(Block):
                 sdk=sdk,
                 model=self.model,
                 max_tokens=self.max_tokens,
-                retry=RetryPolicy(retries=self.retries, initial_delay=0.5),
+                retry=RetryPolicy(retries=self.retries, initial_delay=0.5, guard_tag=self.concurrency_tag),
                 pacer=pacer,
             )
         return self._client

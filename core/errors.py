@@ -15,6 +15,9 @@ Drawn here so that every layer agrees on what may be retried::
     │                                   is not a public http(s) URL): permanent, failed before any provider call
     ├── ConfigurationError              the deployment is not set up (e.g. a provider limit is missing)
     │   └── MissingProviderLimitError
+    ├── ActionStopError                 the batch stops and the action pauses; the companies stay pending
+    │   ├── BudgetReachedError          (core.spend) the next call could pass a budget
+    │   └── ProviderOutageError         a provider's circuit breaker stayed open too long
     └── ProviderError                   a provider call went wrong
         ├── RetryableProviderError      worth another try: 429, 5xx, timeouts, dropped connections
         │   ├── RateLimitedError        carries the provider's ``retry-after``
@@ -37,6 +40,7 @@ status codes and provider error bodies, never from request headers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class BulkAIError(Exception):
@@ -87,6 +91,34 @@ class MissingProviderLimitError(ConfigurationError):
         super().__init__(
             f"no concurrency limit for provider tag {tag!r}: refusing to run unlimited. "
             "Provision the limits with `make limits` (python -m deployments.provision_limits)."
+        )
+
+
+class ActionStopError(BulkAIError):
+    """The batch must stop and the bulk action pause: not a provider error and not the company's fault.
+
+    The companies not yet done stay pending for the resumed action, no dead job is written, and the engine pauses
+    the action with this message as its reason.  A budget that the next call could pass (``BudgetReachedError``)
+    and a provider outage longer than its breaker allows (``ProviderOutageError``) both stop this way.
+    """
+
+    def __init__(self, message: str) -> None:
+        #: outcomes a handler had finished before the stop (``tasks.batch`` records them before stopping)
+        self.completed: list[Any] = []
+        #: how the stopped batch moved the outcome counts before it stopped (``tasks.batch``)
+        self.count_changes: dict[str, int] = {}
+        super().__init__(message)
+
+
+class ProviderOutageError(ActionStopError):
+    """A provider's circuit breaker has stayed open longer than its ``pause_after_seconds``."""
+
+    def __init__(self, tag: str, outage_seconds: float) -> None:
+        self.tag = tag
+        self.outage_seconds = outage_seconds
+        super().__init__(
+            f"provider {tag!r} unavailable: its circuit breaker has been open for {outage_seconds:.0f} s; "
+            "resume the action once the provider is back"
         )
 
 

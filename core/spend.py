@@ -17,18 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import BulkAIError, InputError
+from core.errors import ActionStopError, InputError
 from core.pricing import format_usd
 from core.schema import BulkAction, BulkActionStatus, SpendAccount, SpendEntry, SpendReservation, utcnow
 
 
-class BudgetReachedError(BulkAIError):
+class BudgetReachedError(ActionStopError):
     """A call was not made: its worst case would take an account past its limit.
 
     Not a provider error and not the company's fault: the batch stops, the company stays pending, and the bulk
@@ -38,10 +37,6 @@ class BudgetReachedError(BulkAIError):
     def __init__(self, account: str, limit_nanousd: int, committed_nanousd: int, wanted_nanousd: int) -> None:
         self.account = account
         self.limit_nanousd = limit_nanousd
-        #: outcomes a handler had finished before the refusal (``tasks.batch`` records them before stopping)
-        self.completed: list[Any] = []
-        #: how the stopped batch moved the outcome counts before it stopped (``tasks.batch``)
-        self.count_changes: dict[str, int] = {}
         super().__init__(
             f"budget reached: {describe_account(account)} has a limit of {format_usd(limit_nanousd)}, "
             f"{format_usd(committed_nanousd)} is spent or reserved, and the next call may cost up to "

@@ -21,8 +21,8 @@ from prefect.futures import PrefectFuture
 
 from blocks.database import CompanyDatabase
 from core.batching import BatchPlan
+from core.errors import ActionStopError
 from core.schema import OutcomeStatus
-from core.spend import BudgetReachedError
 from core.store import CompanyResult, batch_members, record_results
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots
@@ -122,6 +122,12 @@ def map_batches(
         if _stopping(monitor, tally):
             next_batch = len(batch_indices)  # in-flight batches finish; none starts
         slots.shrink_to(in_flight + len(batch_indices) - next_batch)  # unfinished batches: never fewer slots
+        if next_batch < len(batch_indices):
+            # a higher-priority action waiting on the provider gets this slot instead of our next batch
+            if slots.rebalance() and not len(slots):
+                logger.info("gave the last %r slot to a higher-priority action; waiting for one", slots.tag)
+                if not slots.acquire(slots.wanted, should_stop=monitor.check_cancelled):
+                    next_batch = len(batch_indices)  # cancelled or paused while waiting: nothing in flight
         window = max(len(slots), 1)
         if tally.finished % job.progress_every == 0:
             monitor.report(tally.finished)
@@ -134,11 +140,11 @@ def _stopping(monitor: ProgressMonitor, tally: Tally) -> bool:
     return monitor.cancel_requested or monitor.pause_requested or tally.budget_stop is not None
 
 
-def _budget_stop(state: State[Any]) -> BudgetReachedError | None:
+def _budget_stop(state: State[Any]) -> ActionStopError | None:
     """The budget refusal a failed batch ended with, if that is why it ended."""
     try:
         state.result()
-    except BudgetReachedError as stop:
+    except ActionStopError as stop:
         return stop
     except BaseException:  # noqa: BLE001 - any other end is a crash, handled by the caller
         return None

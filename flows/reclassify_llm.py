@@ -29,11 +29,10 @@ from prefect.runtime import deployment as current_deployment
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_provider_block
-from core.errors import InputError
+from core.errors import ActionStopError, InputError
 from core.message_batches import hand_over, in_flight_ids, open_batches, set_round_status, unsubmitted
 from core.reclassify_llm import PROVIDER, LLMOptions
 from core.schema import BulkActionStatus, utcnow
-from core.spend import BudgetReachedError
 from core.store import OutcomeCounts, pause_requested, write_progress
 from flows.action_end import artifact_key
 from flows.batch_loop import Tally
@@ -117,7 +116,7 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
                 submitting = job.submit(should_stop=lambda: is_cancelling(flow_run_id))
                 submitted += submitting.batches
                 _add(totals, submitting, logger)
-            except BudgetReachedError as reached:
+            except ActionStopError as reached:
                 stop = str(reached)
                 logger.warning("no more sub-batches: %s", reached)
         _add(totals, job.poll_and_stage(), logger)

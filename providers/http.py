@@ -27,6 +27,7 @@ from core.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
+from providers.guards import CallGuard, guard_for
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RetryPolicy:
     initial_delay: float = 0.5
     max_delay: float = 60.0
     jitter: float = 0.1
+    #: the provider block's concurrency tag: its circuit breaker guards every attempt (``providers.guards``)
+    guard_tag: str | None = None
 
     def wait(self, state: RetryCallState) -> float:
         delay = min(self.max_delay, self.initial_delay * 2 ** (state.attempt_number - 1))
@@ -47,7 +50,15 @@ class RetryPolicy:
         return float(delay)
 
     def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` with retries on retryable provider errors; the final error records its attempts."""
+        """Run ``fn`` with retries on retryable provider errors; the final error records its attempts.
+
+        With a guard for ``guard_tag``, every attempt first asks the guard, and an attempt that failed because
+        the provider is down (the guard's breaker is open) is not counted: it waits for the breaker and goes
+        again, so an outage never uses up a company's retries and never turns it into a dead job.
+        """
+        guard = guard_for(self.guard_tag)
+        if guard is not None:
+            fn = _guarded(fn, guard)
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=self.wait,
@@ -64,6 +75,22 @@ class RetryPolicy:
             error.attempts = attempt
             raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _guarded(fn: Callable[[], Any], guard: CallGuard) -> Callable[[], Any]:
+    def attempt() -> Any:
+        while True:
+            guard.before_call()
+            try:
+                result = fn()
+            except ProviderError as error:
+                if guard.failed(error):
+                    continue
+                raise
+            guard.succeeded()
+            return result
+
+    return attempt
 
 
 def parse_retry_after(value: str | None) -> float | None:

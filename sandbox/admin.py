@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from sandbox.config import ConfigError
+from sandbox.config import PROVIDERS, ConfigError
 from sandbox.providers import read_json
 from sandbox.state import SandboxState, get_state
 
@@ -54,3 +55,26 @@ async def reset(request: Request, state: State) -> dict[str, Any]:
     restore = bool(body.get("config")) if isinstance(body, dict) else False
     state.reset(config=restore)
     return {"status": "reset", "config_restored": restore}
+
+
+@router.post("/outage")
+async def start_outage(request: Request, state: State) -> JSONResponse:
+    """``{"provider": "groq", "seconds": 30, "status": 503}``: every request of the provider answers that 5xx
+    from now for ``seconds`` (``sandbox.outages``); answers the window with its epoch start and end."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or body.get("provider") not in PROVIDERS:
+        return JSONResponse({"detail": f"provider must be one of {sorted(PROVIDERS)}"}, status_code=422)
+    try:
+        seconds = float(body.get("seconds", 30))
+        status = int(body.get("status", 503))
+    except (TypeError, ValueError):
+        return JSONResponse({"detail": "seconds and status must be numbers"}, status_code=422)
+    if seconds <= 0 or not 500 <= status <= 599:
+        return JSONResponse({"detail": "seconds must be positive and status a 5xx"}, status_code=422)
+    outage = state.outages.start(str(body["provider"]), seconds, status)
+    return JSONResponse(asdict(outage))
+
+
+@router.get("/outages")
+async def list_outages(state: State) -> list[dict[str, Any]]:
+    return state.outages.listed()

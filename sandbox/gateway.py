@@ -187,6 +187,14 @@ class Gateway:
     async def _admitted(self, request: _Request, receive: Receive, send: Send) -> None:
         state = self.state
         route = request.route
+        outage = state.outages.status_at(route.provider, request.arrived_wall)
+        if outage is not None:
+            state.stats.fault(route.provider, route.endpoint, "outage")
+            message = f"Sandbox outage: the provider is down ({outage})"
+            await self._finish(
+                request, send, Reply.json(outage, error_body(route.provider, outage, "server", message)), fault="outage"
+            )
+            return
         fault = state.faults.pick(
             route.provider, route.endpoint, request.match_text, TRANSPORT_FAULTS | route.item_faults
         )

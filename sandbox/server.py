@@ -165,6 +165,13 @@ class SandboxServer:
         result: dict[str, Any] = self.client.get("/_sandbox/config").raise_for_status().json()
         return result
 
+    def outage(self, provider: str, seconds: float, status: int = 503) -> dict[str, Any]:
+        """Make ``provider`` answer ``status`` to every request for ``seconds`` from now (``sandbox.outages``);
+        returns the window: provider, start and end (epoch seconds), status."""
+        body = {"provider": provider, "seconds": seconds, "status": status}
+        result: dict[str, Any] = self.client.post("/_sandbox/outage", json=body).raise_for_status().json()
+        return result
+
     def reset(self, *, config: bool = False) -> None:
         """Clear stats, jobs, windows and fault counters; ``config=True`` restores the start configuration."""
         self.client.post("/_sandbox/reset", json={"config": config}).raise_for_status()

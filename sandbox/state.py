@@ -19,6 +19,7 @@ from sandbox.config import PROVIDERS, Provider, SandboxConfig
 from sandbox.faults import FaultEngine
 from sandbox.jobs import BatchStore, RunStore
 from sandbox.limits import DAY_S, ProviderLimiter
+from sandbox.outages import Outages
 from sandbox.prices import run_charge
 from sandbox.providers import RateSnapshot, Route
 from sandbox.stats import Stats
@@ -44,6 +45,7 @@ class SandboxState:
         self.stats = Stats()
         self.limiters: dict[Provider, ProviderLimiter] = {p: ProviderLimiter() for p in PROVIDERS}
         self.faults = FaultEngine(config)
+        self.outages = Outages()
         self.runs = RunStore()
         self.batches = BatchStore()
         self._shutdown = asyncio.Event()
@@ -147,6 +149,7 @@ class SandboxState:
         for limiter in self.limiters.values():
             limiter.clear_windows()
         self.faults = FaultEngine(self.config)
+        self.outages.clear()
 
     def settle_bills(self, now: float) -> None:
         """Bill the jobs that ended by ``now``: completed runs at their processor's price, and each succeeded

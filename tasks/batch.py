@@ -36,10 +36,10 @@ from core import group_commit
 from core.batching import calls_of
 from core.catalog import get_action
 from core.company_checks import check_company
-from core.errors import InvalidInputError
+from core.errors import ActionStopError, InvalidInputError
 from core.schema import OutcomeStatus
-from core.spend import BudgetReachedError
 from core.store import CompanyResult, batch_members, company_identities, flag_for_review, record_results
+from tasks import circuit_guard
 from tasks.metering import Meter
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DBAPIError, ConnectionError)
@@ -147,7 +147,7 @@ def run_isolated(handler: Handler, ctx: BatchContext, company_ids: Sequence[int]
     """Run the batch; if it fails as a whole, run it company by company so only the bad ones fail."""
     try:
         return handler(ctx, company_ids)
-    except BudgetReachedError:
+    except ActionStopError:
         raise
     except INFRASTRUCTURE_ERRORS:
         raise
@@ -165,7 +165,7 @@ def run_isolated(handler: Handler, ctx: BatchContext, company_ids: Sequence[int]
         for company_id in company_ids:
             try:
                 results.extend(handler(ctx, [company_id]))
-            except BudgetReachedError as stop:
+            except ActionStopError as stop:
                 stop.completed = results + list(stop.completed)
                 raise
             except INFRASTRUCTURE_ERRORS:
@@ -219,6 +219,7 @@ def process_batch(
         provider=provider,
         options=options,
     )
+    circuit_guard.install(ctx.database)  # every provider call below passes its provider's circuit breaker
     with ctx.database.read_session() as session:
         members = batch_members(session, bulk_action_id, *positions)
     pending = [cid for cid, status in members if status is OutcomeStatus.PENDING]
@@ -231,7 +232,7 @@ def process_batch(
     for call in calls_of([cid for cid in pending if cid not in invalid], call_size):
         try:
             results = run_isolated(handler, ctx, call)
-        except BudgetReachedError as stop:
+        except ActionStopError as stop:
             # What was paid for is recorded; the rest stays pending for the resumed action.  Raising fails this
             # task run, so it is not cached and the resume processes the batch's pending companies again.
             done: list[CompanyResult] = list(stop.completed)

@@ -49,10 +49,10 @@ from sqlalchemy import update
 from blocks.enrichment import ParallelEnrichment
 from blocks.loading import load_provider_block
 from blocks.storage import load_storage, read_json, write_json
-from core.errors import ConfigurationError, ProviderError, ProviderRequestError, TaskRunFailedError
+from core.errors import ActionStopError, ConfigurationError, ProviderError, ProviderRequestError, TaskRunFailedError
 from core.pricing import UnpricedModelError
 from core.schema import Company, EnrichmentStatus, OutcomeStatus, utcnow
-from core.spend import BudgetReachedError, LedgerEntry
+from core.spend import LedgerEntry
 from core.store import CompanyResult, load_companies
 from providers.parallel import (
     ENRICHMENT_OUTPUT_SCHEMA,
@@ -112,7 +112,7 @@ class _Work:
     result: CompanyResult | None = None
     columns: dict[str, Any] | None = None
     #: a budget refused this company's run: no outcome, the company stays pending
-    stop: BudgetReachedError | None = None
+    stop: ActionStopError | None = None
 
 
 @register_handler("enrich_companies")
@@ -163,7 +163,7 @@ class _Job:
     def run(self, work: _Work) -> None:
         try:
             self._research(work)
-        except BudgetReachedError as stop:
+        except ActionStopError as stop:
             work.stop = stop  # not the company's fault: it gets no outcome and waits for the resumed action
         except Exception as error:  # noqa: BLE001 - isolated: this company fails, its batch-mates go on
             work.result = _failed(work.company.id, error)

@@ -32,7 +32,7 @@ from prefect import get_run_logger
 
 from blocks.llm import LLMBlock
 from blocks.loading import load_provider_block
-from core.errors import InvalidProviderOutputError, ProviderError
+from core.errors import ActionStopError, InvalidProviderOutputError, ProviderError
 from core.pricing import worst_case_input_tokens
 from core.rubric import (
     CRITERIA,
@@ -55,7 +55,7 @@ from core.scores import (
     store_scores,
     stored_levels,
 )
-from core.spend import BudgetReachedError, LedgerEntry
+from core.spend import LedgerEntry
 from core.store import CompanyResult, load_companies
 from core.tiering import EscalationRule, Tiers
 from providers.llm import LLMClient, Messages
@@ -181,7 +181,7 @@ def score_batch(ctx: BatchContext, company_ids: Sequence[int]) -> list[CompanyRe
     try:
         for company in companies:
             _score_company(ctx, company, tiers, rule, clients, current, rescore, results)
-    except BudgetReachedError as stop:
+    except ActionStopError as stop:
         stop.completed = results  # recorded by the batch before it stops: these companies are done
         raise
     return results
@@ -268,7 +268,7 @@ def _score(
                 if strict:
                     raise
                 undecided.append(criterion.key)
-    except BudgetReachedError:
+    except ActionStopError:
         _keep_partial(ctx, company.id, client, digest, [s for k, s in scores.items() if k not in answered], tier)
         raise
     except ProviderError as error:

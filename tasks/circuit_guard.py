@@ -1,0 +1,199 @@
+"""The circuit breaker around every provider call: one per provider concurrency tag, shared by every worker.
+
+``core.circuit`` keeps the state in the company database; this module decides what counts and what a caller
+does while the provider is down:
+
+- **Counted:** 5xx answers, timeouts and connection errors.  Not counted: 429s (the pacer's job), 4xx and one
+  company's invalid output, which say nothing about the provider's health.
+- **Opening:** ``consecutive_failures`` failures in a row across every worker (shared), or an error rate of
+  ``error_rate`` over ``window_seconds`` in this process (each worker judges the sample it sees; a window shared
+  through the database would cost a write per successful call).
+- **While open:** no call goes out.  The caller waits (polling the shared state), so its batch waits, no
+  company fails and no dead job is written for the outage; after the cool-down one caller per probe goes out.
+  When the outage has lasted ``pause_after_seconds`` the waiting callers raise ``ProviderOutageError``: the batch
+  stops like a budget stop and the action pauses with that reason.
+- **Visibility:** each transition is made by exactly one caller, which logs it and emits ``bulkai.circuit.*``
+  (``core.events``); the engine's progress artifact shows the breaker of its provider.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from blocks.database import CompanyDatabase
+from blocks.operations import BreakerSettings, load_operations_policy
+from core import circuit, events
+from core.circuit import Admission, BreakerRules, Circuit, Transition
+from core.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderOutageError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+from core.operations_tables import CircuitState
+from core.schema import utcnow
+from providers.guards import CallGuard, install_guard_factory
+from tasks.events import emit
+
+#: how often a waiting caller reads the shared state (also the worst delay between a probe's success and the rest)
+POLL_SECONDS = 0.5
+
+_logger = logging.getLogger("bulkai.circuit")
+
+
+def counts_as_outage(error: ProviderError) -> bool:
+    """Whether a failed call says the provider is unwell (rather than the request or the company being bad)."""
+    if isinstance(error, ProviderServerError):
+        return error.status_code is None or error.status_code >= 500
+    return isinstance(error, ProviderTimeoutError | ProviderConnectionError)
+
+
+def rules_of(settings: BreakerSettings) -> BreakerRules:
+    return BreakerRules(
+        consecutive_failures=settings.consecutive_failures,
+        cooldown_seconds=settings.cooldown_seconds,
+        probes=settings.probes,
+        pause_after_seconds=settings.pause_after_seconds,
+    )
+
+
+class _Window:
+    """This process's calls to one provider over the last ``seconds``: (when, failed)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, failed: bool) -> tuple[int, int]:
+        """Record a call; returns (calls, failures) in the window."""
+        now = time.monotonic()
+        with self._lock:
+            self._calls.append((now, failed))
+            while self._calls and self._calls[0][0] < now - self.seconds:
+                self._calls.popleft()
+            return len(self._calls), sum(f for _, f in self._calls)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+
+class CircuitGuard(CallGuard):
+    """The breaker of one provider tag, as seen from this process."""
+
+    def __init__(self, engine: Engine, tag: str, settings: BreakerSettings) -> None:
+        self.engine = engine
+        self.tag = tag
+        self.settings = settings
+        self.rules = rules_of(settings)
+        self._window = _Window(settings.window_seconds)
+        self._local = threading.local()
+        # Prefect's settings live in context variables, which the threads a handler starts do not inherit:
+        # events are sent from the context the guard was built in.
+        self._context = contextvars.copy_context()
+
+    # --- CallGuard --------------------------------------------------------------------------------------
+
+    def before_call(self) -> None:
+        while True:
+            now = utcnow()
+            state = circuit.read(self.engine, self.tag)
+            admission, moved = circuit.admit(self.engine, state, self.rules, now)
+            if moved is not None:
+                self._announce(moved, now)
+            if admission is not Admission.WAIT:
+                self._local.seen = state if moved is None else moved.circuit
+                return
+            outage = state.outage_seconds(now)
+            if outage >= self.rules.pause_after_seconds:
+                raise ProviderOutageError(self.tag, outage)
+            wait = state.cooldown_left(self.rules, now) if state.state == CircuitState.OPEN else POLL_SECONDS
+            time.sleep(min(max(wait, 0.05), POLL_SECONDS))
+
+    def succeeded(self) -> None:
+        self._window.add(False)
+        seen: Circuit | None = getattr(self._local, "seen", None)
+        if seen is None or (seen.state == CircuitState.CLOSED and not seen.consecutive_failures):
+            return  # the common case costs no write
+        now = utcnow()
+        moved = circuit.record_success(self.engine, seen, now)
+        if moved is not None:
+            self._window.clear()  # the outage's failures say nothing about the provider now
+            self._announce(moved, now, outage=seen.outage_seconds(now))
+
+    def failed(self, error: ProviderError) -> bool:
+        if not counts_as_outage(error):
+            return False
+        now = utcnow()
+        message = f"{type(error).__name__}: {error}"[:300]
+        moved = circuit.record_failure(self.engine, self.tag, self.rules, now, message)
+        calls, failures = self._window.add(True)
+        if moved is None and calls >= self.settings.window_min_calls and failures / calls >= self.settings.error_rate:
+            reason = f"{failures} of {calls} calls failed in {self.settings.window_seconds:g} s; last: {message}"
+            moved = circuit.trip(self.engine, self.tag, reason, now)
+        if moved is not None:
+            self._announce(moved, now)
+        return circuit.read(self.engine, self.tag).state != CircuitState.CLOSED
+
+    # --- visibility -------------------------------------------------------------------------------------
+
+    def _announce(self, moved: Transition, now: datetime, outage: float | None = None) -> None:
+        state = moved.circuit
+        outage = state.outage_seconds(now) if outage is None else outage
+        level = logging.WARNING if moved.to_state == CircuitState.OPEN else logging.INFO
+        _log(level, "provider %r circuit %s → %s: %s", self.tag, moved.from_state, moved.to_state, moved.reason)
+        payloads: dict[str, tuple[str, dict[str, object]]] = {
+            CircuitState.OPEN: (
+                events.CIRCUIT_OPENED,
+                {"reason": moved.reason, "consecutive_failures": state.consecutive_failures, "outage_seconds": outage},
+            ),
+            CircuitState.HALF_OPEN: (events.CIRCUIT_HALF_OPENED, {"probes": self.rules.probes}),
+            CircuitState.CLOSED: (events.CIRCUIT_CLOSED, {"outage_seconds": outage}),
+        }
+        name, payload = payloads[moved.to_state]
+        self._context.copy().run(emit, name, events.circuit_resource(self.tag), {"tag": self.tag, **payload})
+
+
+def _log(level: int, message: str, *args: object) -> None:
+    """To the flow or task run's log when there is one (it reaches the UI), else to the process log."""
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().log(level, message, *args)
+    except Exception:  # noqa: BLE001 - no run context in this thread
+        _logger.log(level, message, *args)
+
+
+_guards: dict[tuple[str, str], CircuitGuard] = {}
+_guards_lock = threading.Lock()
+
+
+def install(database: CompanyDatabase) -> None:
+    """Guard every provider call of this process with the breakers kept in ``database`` (``providers.guards``)."""
+    engine = database.get_engine()
+    url = str(engine.url)
+
+    def factory(tag: str) -> CallGuard:
+        with _guards_lock:
+            guard = _guards.get((url, tag))
+            if guard is None:
+                guard = CircuitGuard(engine, tag, load_operations_policy().breaker_for(tag))
+                _guards[(url, tag)] = guard
+            return guard
+
+    install_guard_factory(factory)
+
+
+def forget_guards() -> None:
+    """Drop the cached guards (a test that changes the operations policy)."""
+    with _guards_lock:
+        _guards.clear()
