@@ -93,10 +93,12 @@ blocks: setup
 limits: setup
 	$(RUN) -m deployments.provision_limits
 
-# Deploy every deployment of prefect.yaml to the server at PREFECT_API_URL (work pool and limits first).
+# Deploy every deployment of prefect.yaml to the server at PREFECT_API_URL (work pool and limits first), then the
+# alert automations and their notification block (BULKAI_ALERT_WEBHOOK_URL, else the sandbox's /alerts receiver).
 deploy: setup blocks limits
 	$(PREFECT) work-pool inspect $(WORK_POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(WORK_POOL) --type process
 	$(PREFECT) --no-prompt deploy --all
+	$(RUN) -m deployments.automations
 
 # A process worker on the pool; start as many as you like, on as many machines as share the server.
 worker: setup

@@ -70,6 +70,7 @@ TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
     "dedup_recall_100k": (">=", 0.95),
     "dedup_seconds_100k": ("<=", 30.0),
     "merge_rollback_exact": ("==", 1.0),
+    "alert_latency_seconds": ("<=", 60.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -86,6 +87,7 @@ MODULES = {
     "reclassify": "bench.bench_reclassify",
     "reclassify_llm": "bench.bench_reclassify_llm",
     "dedup": "bench.bench_dedup",
+    "alerts": "bench.bench_alerts",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
 DEFAULT_MODULES = [
@@ -100,6 +102,7 @@ DEFAULT_MODULES = [
     "reclassify",
     "reclassify_llm",
     "dedup",
+    "alerts",
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sandbox import admin, anthropic_api, openai_compat, parallel, workers_ai
+from sandbox import admin, alerts, anthropic_api, openai_compat, parallel, workers_ai
 from sandbox.config import SandboxConfig, as_config
 from sandbox.gateway import Gateway
 from sandbox.state import SandboxState
@@ -24,7 +24,8 @@ def create_app(config: SandboxConfig | Mapping[str, Any] | None = None) -> FastA
         openapi_url="/_sandbox/openapi.json",
     )
     app.state.sandbox = state
-    for module in (parallel, openai_compat, anthropic_api, workers_ai, admin):
+    app.state.alerts = alerts.AlertInbox()  # the local alert receiver (sandbox/alerts.py)
+    for module in (parallel, openai_compat, anthropic_api, workers_ai, admin, alerts):
         app.include_router(module.router)
     app.add_middleware(Gateway, state=state)
     return app
