@@ -11,6 +11,12 @@ about 15 ms (``bench/``'s ``embed_pipeline_vs_raw`` went from about 0.73 to abov
 The price is freshness: task runs and events appear in the UI up to 2 s after they happen (flow runs, logs and
 artifacts are unaffected; the persister's own default already delays events by up to 5 s).  Every setting is
 only a default: a value already in the environment wins, so an operator can change any of them.
+
+History stays bounded: the database vacuum runs its ``events`` pass (Prefect's default: events older than
+``PREFECT_EVENTS_RETENTION_PERIOD``, 7 days) and its ``orphans`` pass (daily: logs and artifacts whose flow run is
+gone).  Its ``flow_runs`` pass stays off on purpose: it would delete flow runs of unfinished bulk actions, so the
+``cleanup`` flow deletes old flow runs itself and keeps those (``flows.flow_run_retention``); the orphan pass then
+removes the artifacts those deletions leave behind.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ BULK_ACTION_SERVER_SETTINGS: Mapping[str, str] = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "2",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "2",
+    "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,orphans",
 }
 
 

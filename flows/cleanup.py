@@ -10,6 +10,10 @@
    bulk action of this database is pending, running or paused, since any of those may resume from them.
 5. Budget reservations no call can settle anymore (their action is paused, ended or gone: a process died
    mid-call) are given back, so they stop holding a creator's or provider's monthly budget.
+6. Prefect's own history: top-level flow runs that ended more than ``flow_run_retention_days`` ago are deleted
+   through the API (their task runs go with them), except every flow run recorded on an unfinished bulk action
+   of any company database on the server (``flows.flow_run_retention`` says why Prefect's flow-run vacuum is not
+   used for this).
 
 ``dry_run`` reports all of it and changes nothing; a markdown artifact says what was (or would be) done.
 """
@@ -42,6 +46,7 @@ from core.maintenance import (
 )
 from core.pricing import format_usd
 from core.spend import idle_reservations, release
+from flows.flow_run_retention import company_database_names, delete_old_flow_runs
 
 
 @dataclass
@@ -54,6 +59,9 @@ class CleanupReport:
     results_skipped_reason: str | None = None
     released_reservations: int = 0
     released_nanousd: int = 0
+    deleted_flow_runs: int = 0
+    kept_flow_runs: int = 0
+    flow_runs_skipped_reason: str | None = None
 
     def markdown(self) -> str:
         would = self.dry_run
@@ -72,6 +80,8 @@ class CleanupReport:
             f"{self.results_skipped_reason or ''} |",
             f"| budget reservations {'to release' if would else 'released'} | {self.released_reservations} | "
             f"{format_usd(self.released_nanousd)} |",
+            f"| Prefect flow runs {'to delete' if would else 'deleted'} | {self.deleted_flow_runs} | "
+            f"{self.flow_runs_skipped_reason or f'{self.kept_flow_runs} old ones kept: bulk action unfinished'} |",
         ]
         return "\n".join(lines) + "\n"
 
@@ -84,6 +94,9 @@ class CleanupReport:
             "purged_results": self.purged_results,
             "results_skipped_reason": self.results_skipped_reason,
             "released_reservations": self.released_reservations,
+            "deleted_flow_runs": self.deleted_flow_runs,
+            "kept_flow_runs": self.kept_flow_runs,
+            "flow_runs_skipped_reason": self.flow_runs_skipped_reason,
         }
 
 
@@ -117,6 +130,8 @@ def cleanup(
     dead_job_retention_days: int = 30,
     dry_run: bool = False,
     database: str = "default",
+    flow_run_retention_days: int | None = 30,
+    protect_databases: list[str] | None = None,
 ) -> dict[str, Any]:
     """Delete what no one needs anymore and close actions whose flow run died.
 
@@ -131,6 +146,10 @@ def cleanup(
         dead_job_retention_days: resolved/discarded dead jobs closed longer ago than this are deleted.
         dry_run: report only.
         database: name of the company-database block.
+        flow_run_retention_days: Prefect flow runs that ended longer ago than this are deleted, except those of
+            unfinished bulk actions; None keeps them all.
+        protect_databases: the company-database blocks whose unfinished actions' flow runs are kept; default:
+            every company-database block on the server (a block that cannot be read stops the deletion).
     """
     logger = get_run_logger()
     now = datetime.now(UTC)
@@ -167,6 +186,16 @@ def cleanup(
         if not dry_run:
             for path in old:
                 path.unlink(missing_ok=True)
+
+    if flow_run_retention_days is not None:
+        with get_client(sync_client=True) as client:
+            databases = protect_databases if protect_databases is not None else company_database_names(client)
+            retention = delete_old_flow_runs(
+                client, now=now, retention_days=flow_run_retention_days, databases=databases, dry_run=dry_run
+            )
+        report.deleted_flow_runs = len(retention.deleted)
+        report.kept_flow_runs = len(retention.kept)
+        report.flow_runs_skipped_reason = retention.skipped_reason
 
     create_markdown_artifact(
         report.markdown(), key="cleanup", description="cleanup" + (" (dry run)" if dry_run else "")

@@ -16,7 +16,7 @@ def test_prefect_yaml_defines_every_action_and_the_three_scheduled_flows() -> No
     actions = {"generate-embeddings", "enrich-companies", "score-llm-adoption", "update-status", "bulk-action"}
     assert actions | {"import-companies", "export-companies", "process-file"} <= names
     scheduled = {spec.name for spec in SPECS if spec.schedules}
-    assert scheduled == {"enrichment-cron", "dead-job-review", "cleanup"}
+    assert scheduled == {"enrichment-cron", "dead-job-review", "cleanup", "operations-report"}
     for spec in SPECS:
         if spec.schedules:
             assert spec.concurrency_limit is not None and spec.concurrency_limit.limit == 1, spec.name
