@@ -78,7 +78,7 @@ def svg_data_uri(svg: str) -> str:
 
 def markdown_image(svg: str, alt: str) -> str:
     """The chart as a markdown image (``alt`` is what a viewer without images shows)."""
-    return f"![{alt.replace(']', '')}]({svg_data_uri(svg)})"
+    return f"![{alt.replace('[', '').replace(']', '')}]({svg_data_uri(svg)})"
 
 
 def unicode_bars(values: Sequence[int]) -> str:

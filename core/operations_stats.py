@@ -161,11 +161,17 @@ def actions_by_type_and_status(session: Session) -> list[StatusCount]:
 
 def waiting_companies(session: Session) -> list[WaitingCompanies]:
     """Pending outcome rows per unfinished action, with its provider; most waiting first."""
+    pending = (
+        select(BulkActionOutcome.bulk_action_id, func.count().label("n"))
+        .where(BulkActionOutcome.status == OutcomeStatus.PENDING)
+        .group_by(BulkActionOutcome.bulk_action_id)
+        .subquery()
+    )
+    # counted in a subquery: PostgreSQL cannot GROUP BY a json column (``parameters``)
     rows = session.execute(
-        select(BulkAction.id, BulkAction.action, BulkAction.status, BulkAction.parameters, func.count())
-        .join(BulkActionOutcome, BulkActionOutcome.bulk_action_id == BulkAction.id)
-        .where(BulkAction.status.in_(UNFINISHED), BulkActionOutcome.status == OutcomeStatus.PENDING)
-        .group_by(BulkAction.id, BulkAction.action, BulkAction.status, BulkAction.parameters)
+        select(BulkAction.id, BulkAction.action, BulkAction.status, BulkAction.parameters, pending.c.n)
+        .join(pending, pending.c.bulk_action_id == BulkAction.id)
+        .where(BulkAction.status.in_(UNFINISHED))
     )
     found = [
         WaitingCompanies(i, action, provider_of(action, params), BulkActionStatus(status).value, int(n))
