@@ -98,7 +98,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
         except EmptySelectionError as error:
             return _nothing_selected(error)
         return run_parent(request, db, opened, flow_run_id, tag, started)
-    slots = ProviderSlots(tag, flow_run_id)  # fails fast when the provider has no limit
+    slots = ProviderSlots(tag, flow_run_id, db=db)  # fails fast when the provider has no limit
     try:
         if request.shard_index is not None:
             opened = open_shard(db, request, spec, flow_run_id, tag)
@@ -238,7 +238,7 @@ def _run_batches(
         # waiting for its tail (the shards then run one after another), or for its leases to expire if it died.
         wanted = min(wanted, -(-slots.limit // request.shards))
     with monitor:
-        window = slots.acquire(wanted, should_stop=monitor.check_cancelled)
+        window = slots.acquire(wanted, should_stop=monitor.check_cancelled, bulk_action_id=bulk_action_id)
         logger.info(
             "%s: %s over %d companies in %d batches of %d calls of %d; provider %s (%d of %d %r slots held)",
             what,
