@@ -97,6 +97,7 @@ limits: setup
 # alert automations and their notification block (BULKAI_ALERT_WEBHOOK_URL, else the sandbox's /alerts receiver).
 deploy: setup blocks limits
 	$(PREFECT) work-pool inspect $(WORK_POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(WORK_POOL) --type process
+	$(RUN) -m deployments.work_queues --pool $(WORK_POOL)
 	$(PREFECT) --no-prompt deploy --all
 	$(RUN) -m deployments.automations
 

@@ -57,6 +57,7 @@ from flows.dry_run import dry_run
 from flows.pausing import suspend_paused_action
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
+from flows.queue_routing import route_to_priority_queue
 from flows.reclassify_llm import run_rounds, uses_message_batches
 from flows.shards import combined_shard_end, run_parent
 
@@ -74,6 +75,8 @@ __all__ = [
 
 def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunReport | State[Any]:
     """Run one bulk action (or one shard of it) inside the current flow run; see the module docstring."""
+    if (moved := route_to_priority_queue(request)) is not None:
+        return moved  # this run sat in another priority's work queue: a new run in the right one took over
     started = time.perf_counter()
     spec = get_action(request.action)
     _validate(request)

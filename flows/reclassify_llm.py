@@ -33,11 +33,13 @@ from core.errors import ActionStopError, InputError
 from core.message_batches import hand_over, in_flight_ids, open_batches, set_round_status, unsubmitted
 from core.reclassify_llm import PROVIDER, LLMOptions
 from core.schema import BulkActionStatus, utcnow
+from core.slot_priority import queue_for
 from core.store import OutcomeCounts, pause_requested, write_progress
 from flows.action_end import artifact_key
 from flows.batch_loop import Tally
 from flows.bulk_types import BulkActionRequest
 from flows.progress import is_cancelling
+from flows.queue_routing import request_priority
 from tasks.message_batches import MessageBatchJob, PhaseReport
 from tasks.metering import Meter
 
@@ -202,6 +204,7 @@ def _hand_over(
         timeout=0,
         as_subflow=False,
         idempotency_key=f"reclassify-llm-continue-{flow_run_id}",
+        work_queue_name=queue_for(request_priority(request)),
         flow_run_name=f"reclassify-{bulk_action_id}-round",
     )
     reason = (

@@ -25,6 +25,7 @@ from blocks.loading import load_database
 from core.errors import InputError
 from core.pricing import format_usd, usd_to_nano
 from core.schema import BulkAction, BulkActionStatus
+from core.slot_priority import queue_for
 from core.spend import action_account, check_budget_usd, set_limits
 from core.store import set_pause_request
 from flows.bulk_record import read_flow_run
@@ -54,7 +55,7 @@ def resume_bulk_action(bulk_action_id: int, budget_usd: float | None = None, dat
         if budget_usd is not None:
             set_limits(session, {action_account(bulk_action_id): usd_to_nano(budget_usd)})
             logger.info("bulk action %d: budget set to %s", bulk_action_id, format_usd(usd_to_nano(budget_usd)))
-        action, flow_run_id = record.action, record.flow_run_id
+        action, flow_run_id, priority = record.action, record.flow_run_id, record.priority
     with get_client(sync_client=True) as client:
         owner = read_flow_run(client, flow_run_id) if flow_run_id else None
     if owner is not None and owner.state is not None and owner.state.type is StateType.PAUSED:
@@ -63,7 +64,10 @@ def resume_bulk_action(bulk_action_id: int, budget_usd: float | None = None, dat
     else:
         name = action.replace("_", "-")
         started: Any = run_deployment(
-            f"{name}/{name}", parameters={"bulk_action_id": bulk_action_id, "database": database}, timeout=0
+            f"{name}/{name}",
+            parameters={"bulk_action_id": bulk_action_id, "database": database},
+            timeout=0,
+            work_queue_name=queue_for(priority),
         )
         message = f"bulk action {bulk_action_id}: started flow run {UUID(str(started.id))} to resume it"
     logger.info(message)

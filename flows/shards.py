@@ -31,11 +31,13 @@ from prefect.states import Cancelled, Cancelling
 from blocks.database import CompanyDatabase
 from core.schema import BulkActionShard, BulkActionStatus
 from core.shards import ensure_shards, set_shard_status, shard_rows
+from core.slot_priority import queue_for
 from core.store import outcome_counts, set_status, store_progress
 from flows.action_end import artifact_key, finish_action
 from flows.bulk_record import OpenedAction, read_flow_run
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary
 from flows.progress import is_cancelling
+from flows.queue_routing import request_priority
 
 #: how often the parent writes the overall progress (a recount of the action's outcome rows)
 PROGRESS_SECONDS = 5.0
@@ -196,6 +198,7 @@ def _start_shard(
         # a retried parent (same flow run) must not submit the same shard twice
         idempotency_key=f"{flow_run_id}:shard-{row.shard_index}:after-{row.flow_run_id or 'none'}",
         flow_run_name=f"bulk-action-{row.bulk_action_id}-shard-{row.shard_index}-of-{request.shards}",
+        work_queue_name=queue_for(request_priority(request)),  # the action's recorded priority
     )
     with db.session() as session:
         set_shard_status(

@@ -639,6 +639,7 @@ def deployed_system(home: Path) -> Iterator[Deployed]:
 
         def pool_workers_and_deploy() -> None:
             run_cli([*PREFECT, "work-pool", "create", POOL, "--type", "process"], env)
+            run_cli([sys.executable, "-m", "deployments.work_queues", "--pool", POOL], env)  # high, default, low
             http.patch(f"/work_pools/{POOL}", json={"is_paused": True}).raise_for_status()
             for name in WORKERS:
                 processes.start(name, worker_command(name), worker_env)
