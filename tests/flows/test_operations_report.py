@@ -137,24 +137,24 @@ def prepare(db: CompanyDatabase) -> Prepared:
     free = iter(company_ids)
     actions: dict[str, dict[str, Any]] = {}
     with db.session() as session:
-        for key, (action, status, provider) in ACTIONS_PLAN.items():
+        for key, (action, action_status, provider) in ACTIONS_PLAN.items():
             record = BulkAction(
                 action=action,
-                status=status,
+                status=action_status,
                 parameters={"provider": provider} if provider else {},
                 created_by="ops-test",
                 flow_run_id=str(uuid.uuid4()),
             )
             session.add(record)
             session.flush()
-            actions[key] = {"action": action, "status": status.value, "provider": provider, "id": record.id}
-        for position, (key, status, at) in enumerate(OUTCOMES):
+            actions[key] = {"action": action, "status": action_status.value, "provider": provider, "id": record.id}
+        for position, (key, outcome_status, at) in enumerate(OUTCOMES):
             session.add(
                 BulkActionOutcome(
                     bulk_action_id=actions[key]["id"],
                     company_id=next(free),
                     position=position,
-                    status=status,
+                    status=outcome_status,
                     updated_at=at,
                 )
             )
@@ -351,7 +351,7 @@ def test_every_figure_of_the_report_matches_the_database(fresh: tuple[str, Compa
     for rows, index in ((provider_rows, 0), (creator_rows, 1)):
         expected_spend: dict[str, list[int]] = {}
         for entry in data.spend:
-            who, nano, calls, at = entry[index], entry[2], entry[3], entry[4]
+            who, nano, calls, at = str(entry[index]), entry[2], entry[3], entry[4]
             if not month <= at <= NOW:
                 continue
             line = expected_spend.setdefault(who, [0, 0, 0, 0])
