@@ -54,6 +54,8 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     #: why a batch stopped because a budget could be passed (the action then pauses), or None
     budget_stop: str | None = None
+    #: the class of the stop (``BudgetReachedError``, ``ProviderOutageError``), for the action's events
+    stop_class: str | None = None
 
 
 def map_batches(
@@ -113,6 +115,7 @@ def map_batches(
             # not a failure: the batch recorded what it paid for and left the rest pending; no new batch starts
             logger.warning("batch %d stopped: %s", index, stop)
             tally.budget_stop = tally.budget_stop or str(stop)
+            tally.stop_class = tally.stop_class or type(stop).__name__
             monitor.count(stop.count_changes)
         else:
             logger.error("batch %d ended %s: %s", index, state.type.value, state.message)

@@ -249,3 +249,19 @@ def _publish(request: BulkActionRequest, report: DryRunReport) -> None:
         logger.warning(
             "the selection is larger than max_companies=%d: the real run would be refused", request.max_companies
         )
+
+
+def estimated_seconds(db: CompanyDatabase, request: BulkActionRequest, count: int) -> float | None:
+    """The estimator's duration for a new action over ``count`` selected companies (the engine's "slower than
+    its estimate" alert); None when there is no selection to sample (a rerun) or the estimate fails."""
+    if request.selection is None or count <= 0:
+        return None
+    try:
+        block = load_provider_block(request.provider)
+        slots = Slots(str(block.concurrency_tag), _tag_limit(str(block.concurrency_tag)), _calls_per_batch(block))
+        with db.read_session() as session:
+            estimate = _estimate(session, request, block, slots, load_spend_policy().price_book(), count)
+    except Exception as error:  # noqa: BLE001 - an estimate is advisory: no estimate, no slow alert
+        get_run_logger().warning("no duration estimate for this action: %s", error)
+        return None
+    return float(estimate.expected_seconds)

@@ -33,6 +33,7 @@ from prefect.states import Cancelled, Completed
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database, load_provider_block
+from blocks.operations import load_operations_policy
 from blocks.spend import load_spend_policy
 from core.catalog import get_action
 from core.errors import EmptyCompanyListError, EmptySelectionError, InputError
@@ -49,17 +50,19 @@ from core.store import (
     set_status,
 )
 from flows.action_end import artifact_key, finish_action
+from flows.action_events import ActionEvents
 from flows.batch_loop import BatchJob, Tally, map_batches
 from flows.bulk_record import OpenedAction, as_started, open_action, open_shard, read_flow_run
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary, DryRunReport
 from flows.cost_checks import check_spend_preconditions
-from flows.dry_run import dry_run
+from flows.dry_run import dry_run, estimated_seconds
 from flows.pausing import suspend_paused_action
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
 from flows.queue_routing import route_to_priority_queue
 from flows.reclassify_llm import run_rounds, uses_message_batches
 from flows.shards import combined_shard_end, run_parent
+from tasks.circuit_guard import describe_circuit
 
 MAX_SHARDS = 64
 
@@ -192,10 +195,13 @@ def _run_batches(
         what = f"Bulk action {bulk_action_id}, shard {shard} of {request.shards}"
     with db.session() as session:
         if shard is None:
+            record = session.get(BulkAction, bulk_action_id)
+            resumed = record is not None and record.status is BulkActionStatus.PAUSED
             set_status(session, bulk_action_id, BulkActionStatus.RUNNING)
             set_pause_request(session, bulk_action_id, False)  # running again is what a resume asked for
             given_back = release_abandoned(session, bulk_action_id, _flow_runs_of(session, bulk_action_id))
         else:
+            resumed = False
             set_shard_status(session, bulk_action_id, shard, BulkActionStatus.RUNNING)
             given_back = release_abandoned(session, bulk_action_id, [flow_run_id])
         counts_at_start = outcome_counts(session, bulk_action_id, positions)  # then kept current from the reports
@@ -209,6 +215,11 @@ def _run_batches(
     with db.read_session() as session:
         spent_at_start = action_spend(session, bulk_action_id)
         account = account_state(session, action_account(bulk_action_id))
+    signals = _action_events(request, db, bulk_action_id, flow_run_id, counts_at_start) if shard is None else None
+    if signals is not None:
+        if resumed:
+            signals.emit_resumed(request.budget_usd)
+        signals.emit_started(counts_at_start.total)
     monitor = ProgressMonitor(
         db=db,
         bulk_action_id=bulk_action_id,
@@ -224,6 +235,8 @@ def _run_batches(
         description=description,
         spent_nanousd=spent_at_start,
         budget_nanousd=account.limit_nanousd if account is not None else None,
+        on_progress=None if signals is None else signals.on_monitor,
+        status_line=lambda: describe_circuit(db, slots.tag),
     )
     job = BatchJob(
         action=request.action,
@@ -271,7 +284,7 @@ def _run_batches(
         progress_counts=monitor.counts,
     )
     return _conclude(
-        request, db, bulk_action_id, end.status, end.reason, end.counts, tally, len(batch_indices), started
+        request, db, bulk_action_id, end.status, end.reason, end.counts, tally, len(batch_indices), started, signals
     )
 
 
@@ -374,9 +387,12 @@ def _conclude(
     tally: Tally,
     batches: int,
     started: float,
+    signals: ActionEvents | None = None,
 ) -> BulkActionSummary | State[Any]:
-    """Publish the summary, log the end and turn it into the flow run's end state."""
+    """Publish the summary, log the end, emit it, and turn it into the flow run's end state."""
     summary = _summary(request, db, bulk_action_id, status, counts, tally, batches, started, reason)
+    if signals is not None:
+        signals.ended(status, reason, counts, summary, budget_stop=tally.stop_class == "BudgetReachedError")
     create_table_artifact(
         summary.as_rows(),
         key=artifact_key(request.action, bulk_action_id, "summary"),
@@ -408,6 +424,32 @@ def _conclude(
     if status is BulkActionStatus.PAUSED:
         return suspend_paused_action(db, bulk_action_id, reason or "paused")
     return summary
+
+
+def _action_events(
+    request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int, flow_run_id: str, counts: OutcomeCounts
+) -> ActionEvents:
+    """The run's event emitter, with the action's duration estimate (made once, when the action is new, and kept
+    on the record) scaled to the share of companies this run starts with."""
+    with db.session() as session:
+        record = session.get(BulkAction, bulk_action_id)
+        assert record is not None
+        parameters = dict(record.parameters or {})
+        if "estimated_seconds" not in parameters:
+            parameters["estimated_seconds"] = estimated_seconds(db, request, counts.total)
+            record.parameters = parameters
+        created_by, priority = record.created_by, record.priority
+    estimate = parameters.get("estimated_seconds")
+    pending = counts.total - counts.processed
+    return ActionEvents(
+        bulk_action_id=bulk_action_id,
+        action=request.action,
+        priority=priority,
+        created_by=created_by,
+        flow_run_id=flow_run_id,
+        thresholds=load_operations_policy().alerts,
+        estimated_seconds=None if not estimate or not counts.total else float(estimate) * pending / counts.total,
+    )
 
 
 # --- hooks: the record follows the flow run even when the engine is not running anymore ---------------------

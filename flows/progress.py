@@ -59,6 +59,8 @@ class ProgressMonitor:
         description: str = "",
         spent_nanousd: int = 0,
         budget_nanousd: int | None = None,
+        on_progress: Callable[[OutcomeCounts, int, bool], None] | None = None,
+        status_line: Callable[[], str] | None = None,
     ) -> None:
         self._db = db
         #: where the counts go: the bulk action record, or a shard's row when the action runs in shards
@@ -83,6 +85,11 @@ class ProgressMonitor:
         self._spent = spent_nanousd
         self._budget = budget_nanousd
         self._shown_spend = -1
+        #: told (counts, spent nanousd, final) after each progress write and on every tick: the action's events
+        self._on_progress = on_progress
+        #: a line of the provider's state for the artifact's description (its circuit breaker), "" when normal
+        self._status_line = status_line
+        self._shown_status = ""
         self.cancel_requested = False
         #: someone ran ``pause_bulk_action``: the engine lets in-flight batches finish and pauses
         self.pause_requested = False
@@ -169,17 +176,23 @@ class ProgressMonitor:
 
     def _write_progress(self, *, final: bool) -> None:
         with self._lock:
-            finished, counts = self._finished, self._counts
+            finished, counts, spent = self._finished, self._counts, self._spent
         if finished != self._written:
             with self._db.session() as session:
                 self._write_counts(session, counts)
             self._written = finished
+        if self._on_progress is not None:
+            self._on_progress(counts, spent, final)
         percent = 100.0 * finished / self._total_batches
         due = time.monotonic() - self._artifact_at >= self._artifact_interval
         spend = self.spend_line()
-        if (percent != self._artifact_percent or spend and self._spent != self._shown_spend) and (due or final):
-            description = f"{self._description}: {spend}" if spend else None
+        status = self._status_line() if self._status_line is not None and (due or final) else self._shown_status
+        changed = percent != self._artifact_percent or spend and self._spent != self._shown_spend
+        if (changed or status != self._shown_status) and (due or final):
+            parts = [part for part in (spend, status) if part]
+            description = f"{self._description}: {'; '.join(parts)}" if parts else self._description or None
             update_progress_artifact(self._artifact_id, percent, description=description)
             self._artifact_percent = percent
             self._shown_spend = self._spent
+            self._shown_status = status
             self._artifact_at = time.monotonic()

@@ -197,3 +197,13 @@ def forget_guards() -> None:
     """Drop the cached guards (a test that changes the operations policy)."""
     with _guards_lock:
         _guards.clear()
+
+
+def describe_circuit(database: CompanyDatabase, tag: str) -> str:
+    """One line on the provider's breaker for a progress artifact; empty while it is closed."""
+    state = circuit.read(database.get_engine(), tag)
+    if state.state == CircuitState.CLOSED:
+        return ""
+    outage = state.outage_seconds(utcnow())
+    what = "open: batches wait" if state.state == CircuitState.OPEN else "half-open: probing"
+    return f"provider {tag!r} circuit {what} (outage {outage:.0f} s)"

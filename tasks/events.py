@@ -39,6 +39,6 @@ def emit_action_event(
     emit(
         name,
         events.bulk_action_resource(bulk_action_id, action, priority, created_by),
-        {"action": action, **payload},
+        {"action": action, "priority": priority, "created_by": created_by, **payload},
         events.flow_run_related(flow_run_id),
     )
