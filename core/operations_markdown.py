@@ -63,8 +63,10 @@ def size(value: int | None) -> str:
 
 
 def cell(text: object, limit: int = 100) -> str:
-    value = " ".join(str(text).split()).replace("|", "\\|")
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    """A table cell: one line, ``|`` escaped, and ``<``/``>`` as entities (the UI would take ``<n>`` for a tag)."""
+    value = " ".join(str(text).split())
+    value = value if len(value) <= limit else value[: limit - 1] + "…"
+    return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _table(header: list[str], align: str, rows: list[list[object]], empty: str) -> list[str]:
@@ -118,8 +120,7 @@ def report_markdown(stats: OperationsStats, prefect: PrefectFigures) -> str:
 
     out += ["## Error rate of unfinished actions", ""]
     out += _table(
-        ["bulk action", "action", "status", "failed / processed, last hour", "rate, last hour", "failed / processed",
-         "rate"],
+        ["bulk action", "action", "status", "failed / processed, 1 h", "rate, 1 h", "failed / processed", "rate"],
         "rllrrrr",
         [
             [e.bulk_action_id, e.action, e.status, f"{e.failed_last_hour} / {e.processed_last_hour}",
@@ -151,7 +152,7 @@ def report_markdown(stats: OperationsStats, prefect: PrefectFigures) -> str:
 
     out += ["## Provider circuits", ""]
     out += _table(
-        ["provider tag", "state", "consecutive failures", "opened (times)", "opened at", "outage since", "changed at"],
+        ["provider tag", "state", "failures in a row", "opened (times)", "opened at", "outage since", "changed"],
         "llrrlll",
         [
             [c.tag, c.state, c.consecutive_failures, c.opened_count, when(c.opened_at), when(c.outage_started_at),
@@ -169,8 +170,7 @@ def report_markdown(stats: OperationsStats, prefect: PrefectFigures) -> str:
         "No provider limit on the server.",
     )
     out += _table(
-        ["provider tag", "requests", "waiting", "slots held", "slots wanted by waiters", "waiting since",
-         "top waiting priority"],
+        ["provider tag", "requests", "waiting", "held", "wanted by waiters", "waiting since", "top priority"],
         "lrrrrlr",
         [
             [q.tag, q.requests, q.waiting, q.held, q.slots_wanted_waiting, when(q.oldest_waiting_since),

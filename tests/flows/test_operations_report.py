@@ -9,6 +9,7 @@ the lists below), never with the queries the report uses.
 from __future__ import annotations
 
 import base64
+import html
 import re
 import uuid
 from collections.abc import Iterator
@@ -223,7 +224,7 @@ def tables(text: str) -> list[list[list[str]]]:
     current: list[list[str]] = []
     for line in [*text.splitlines(), ""]:
         if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            cells = [html.unescape(c.strip()) for c in line.strip().strip("|").split(" | ")]
             if not all(set(c) <= set("-:") for c in cells):
                 current.append(cells)
         elif current:
