@@ -200,7 +200,10 @@ def apply_automations(wanted: list[AutomationCore]) -> dict[str, str]:
             if _comparable(current) == _comparable(target) and not duplicates:
                 outcome[target.name] = "unchanged"
                 continue
-            client.update_automation(keep.id, target)
+            # the client sends only fields set explicitly: re-validated from a full dump, every field is (but the
+            # owner, which an update may not carry)
+            full = AutomationCore.model_validate(target.model_dump(mode="json", exclude={"owner_resource"}))
+            client.update_automation(keep.id, full)
             outcome[target.name] = "updated"
     return outcome
 

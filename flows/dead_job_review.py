@@ -9,6 +9,9 @@ these).  ``dry_run`` shows the plan and changes nothing.
 The report ends with the review queue: the companies flagged ``needs_review`` (by this review, by invalid input,
 by reclassify, by hand through ``update_status``), counted by the pattern of their reason, so the person who
 clears the queue sees what is in it and the returned counts can be watched from run to run.
+
+When the open dead jobs it finds pass the operations policy's ``alerts.dead_jobs_open``, it emits
+``bulkai.dead-jobs.backlog`` (``core.events``), which the dead-jobs alert automation turns into a notification.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 
 from blocks.loading import load_database
+from blocks.operations import load_operations_policy
+from core import events
 from core.maintenance import (
     DeadJobGroup,
     ReviewGroup,
@@ -39,6 +44,7 @@ from core.maintenance import (
 from core.schema import DeadJob, DeadJobStatus
 from core.store import find_bulk_action_by_flow_run
 from flows.bulk_action import action_flow
+from tasks.events import emit
 
 CREATED_BY = "dead-job-review"
 # A person may force a retry of a job that is open or waiting for review; closed jobs stay closed.
@@ -181,6 +187,7 @@ def dead_job_review(
             discard(session, to_discard)
             flag_for_review(session, to_flag)
 
+    _alert_on_backlog(groups)
     requeues = list(plan.values())
     if not dry_run:
         for requeue in requeues:
@@ -215,6 +222,23 @@ def dead_job_review(
         "review_queue": {g.pattern: g.count for g in queue},
         "review_queue_total": sum(g.count for g in queue),
     }
+
+
+def _alert_on_backlog(groups: list[DeadJobGroup]) -> None:
+    """Emit ``bulkai.dead-jobs.backlog`` when the open dead jobs the review found pass the policy's count.
+
+    Counted before the review acts (dry run or not): the backlog that piled up since the last review is what
+    the alert is about, whatever this review then requeues or flags.
+    """
+    threshold = load_operations_policy().alerts.dead_jobs_open
+    by_action: dict[str, int] = {}
+    for group in groups:
+        by_action[group.action] = by_action.get(group.action, 0) + group.count
+    open_jobs = sum(by_action.values())
+    if open_jobs > threshold:
+        get_run_logger().warning("%d open dead jobs, past the alert threshold of %d", open_jobs, threshold)
+        payload = {"open": open_jobs, "threshold": threshold, "by_action": by_action}
+        emit(events.DEAD_JOBS_BACKLOG, events.dead_jobs_resource(), payload)
 
 
 def _run_requeue(database: str, requeue: Requeue) -> None:

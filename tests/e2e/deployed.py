@@ -6,7 +6,8 @@
   on another fresh PostgreSQL database, seeded with synthetic companies;
 * ``make deploy``'s commands against that server: ``prefect work-pool create bulkai-process --type process``,
   ``python -m deployments.register_blocks`` (with ``BULKAI_DATABASE_URL``), ``python -m
-  deployments.provision_limits`` and ``prefect --no-prompt deploy --all`` from the repository root;
+  deployments.provision_limits``, ``prefect --no-prompt deploy --all`` from the repository root and ``python -m
+  deployments.automations`` (the alerts' webhook pointed at the sandbox's ``/alerts`` receiver);
 * provider blocks pointing at the provider sandbox (a few lines of Python, as the README says for paid
   providers), and two ``prefect worker start --pool bulkai-process`` processes.
 
@@ -57,6 +58,7 @@ from core.schema import (
 from core.store import create_bulk_action
 from core.synthetic import seed_companies
 from core.text import embedding_text
+from deployments.automations import WEBHOOK_URL_ENV as ALERT_WEBHOOK_ENV
 from deployments.provision_limits import DEFAULT_CONCURRENCY
 from deployments.server_settings import with_server_settings
 from sandbox.server import SandboxServer
@@ -656,6 +658,9 @@ def deployed_system(home: Path) -> Iterator[Deployed]:
                 "shard_slots": SHARD_SLOTS,
             }
             run_cli([sys.executable, "-c", SANDBOX_BLOCKS, sandbox.url, json.dumps(settings)], env)
+            # `make deploy`'s alert automations, their webhook pointed at the sandbox's receiver (sandbox/alerts.py)
+            alerts_env = {**env, ALERT_WEBHOOK_ENV: sandbox.url + "/alerts"}
+            run_cli([sys.executable, "-m", "deployments.automations"], alerts_env)
 
         def limits() -> None:
             run_cli([sys.executable, "-m", "deployments.provision_limits"], env)
