@@ -19,11 +19,11 @@ class BreakerSettings(BaseModel):
     """When one provider's circuit breaker opens, how long it stays open, and when a long outage pauses."""
 
     consecutive_failures: int = Field(
-        default=3,
+        default=5,
         ge=1,
-        description="Open after this many provider failures in a row (5xx, timeouts, connection errors), "
-        "counted across every worker. Three is one call's attempts: a call never exhausts its retries on an "
-        "outage before the breaker opens.",
+        description="Open after this many failed attempts in a row (5xx, timeouts, connection errors), counted "
+        "across every worker; any answer resets the run. Above one call's attempts (3 by default), so one "
+        "company the provider always fails on does not open it by itself.",
     )
     error_rate: float = Field(
         default=0.5, gt=0, le=1, description="Open when this share of one process's calls in the window failed."

@@ -36,7 +36,7 @@ from core.operations_tables import CircuitState, CircuitTransition, ProviderCirc
 class BreakerRules:
     """The settings one breaker runs by (``blocks.operations.BreakerSettings`` in the Prefect world)."""
 
-    consecutive_failures: int = 3
+    consecutive_failures: int = 5
     cooldown_seconds: float = 15.0
     probes: int = 1
     pause_after_seconds: float = 600.0

@@ -62,7 +62,7 @@ from flows.provider_slots import ProviderSlots, provider_limit
 from flows.queue_routing import route_to_priority_queue
 from flows.reclassify_llm import run_rounds, uses_message_batches
 from flows.shards import combined_shard_end, run_parent
-from tasks.circuit_guard import describe_circuit
+from tasks.circuit_guard import describe_circuit, guarding
 
 MAX_SHARDS = 64
 
@@ -124,7 +124,8 @@ def _run_rounds(
     request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int, flow_run_id: str, started: float
 ) -> BulkActionSummary | State[Any]:
     """An action on Message Batches (``flows.reclassify_llm``): one round, then its end or its hand-over."""
-    end = run_rounds(request, db, bulk_action_id, flow_run_id)
+    with guarding(db):  # the Anthropic calls pass the provider's circuit breaker
+        end = run_rounds(request, db, bulk_action_id, flow_run_id)
     if end.continuation is not None:
         return Completed(message=f"bulk action {bulk_action_id} waits: {end.reason}")
     cancelled = end.reason if end.status is BulkActionStatus.CANCELLED else None

@@ -11,24 +11,39 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from core.errors import ProviderError
+
+
+@dataclass
+class GuardedCall:
+    """What the guard remembers about one provider call across its attempts (one per ``RetryPolicy.call``)."""
+
+    #: this attempt went out as a half-open probe
+    probing: bool = False
+    #: when this call's probe failed: it leaves the next probe to another call for a while (see the guard)
+    probe_failed_at: Any = None
+    #: the breaker as this attempt saw it when it was let through
+    seen: Any = None
+    #: since when this attempt has been waiting for the breaker (None while it is not waiting)
+    waiting_since: Any = None
 
 
 class CallGuard(Protocol):
     """Asked around every attempt of a provider call (``providers.http.RetryPolicy``)."""
 
-    def before_call(self) -> None:
+    def before_call(self, call: GuardedCall) -> None:
         """Return when a call may go out; wait while the provider is known to be down.
 
         Raises ``ProviderOutageError`` when the outage has lasted too long: the action pauses.
         """
 
-    def succeeded(self) -> None:
+    def succeeded(self, call: GuardedCall) -> None:
         """The attempt got an answer."""
 
-    def failed(self, error: ProviderError) -> bool:
+    def failed(self, call: GuardedCall, error: ProviderError) -> bool:
         """The attempt failed.  True when the failure belongs to an outage the guard now holds (the breaker is
         open): the caller waits for it and tries again without spending one of its retries."""
         ...

@@ -27,7 +27,7 @@ from core.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from providers.guards import CallGuard, guard_for
+from providers.guards import CallGuard, GuardedCall, guard_for
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,18 @@ class RetryPolicy:
 
 
 def _guarded(fn: Callable[[], Any], guard: CallGuard) -> Callable[[], Any]:
+    call = GuardedCall()
+
     def attempt() -> Any:
         while True:
-            guard.before_call()
+            guard.before_call(call)
             try:
                 result = fn()
             except ProviderError as error:
-                if guard.failed(error):
+                if guard.failed(call, error):
                     continue
                 raise
-            guard.succeeded()
+            guard.succeeded(call)
             return result
 
     return attempt

@@ -219,7 +219,12 @@ def process_batch(
         provider=provider,
         options=options,
     )
-    circuit_guard.install(ctx.database)  # every provider call below passes its provider's circuit breaker
+    with circuit_guard.guarding(ctx.database):  # every provider call passes its provider's circuit breaker
+        return _process_pending(ctx, batch_index, positions, call_size)
+
+
+def _process_pending(ctx: BatchContext, batch_index: int, positions: tuple[int, int], call_size: int) -> BatchReport:
+    action, bulk_action_id = ctx.action, ctx.bulk_action_id
     with ctx.database.read_session() as session:
         members = batch_members(session, bulk_action_id, *positions)
     pending = [cid for cid, status in members if status is OutcomeStatus.PENDING]

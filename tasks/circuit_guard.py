@@ -23,6 +23,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -40,7 +42,7 @@ from core.errors import (
 )
 from core.operations_tables import CircuitState
 from core.schema import utcnow
-from providers.guards import CallGuard, install_guard_factory
+from providers.guards import CallGuard, GuardedCall, install_guard_factory
 from tasks.events import emit
 
 #: how often a waiting caller reads the shared state (also the worst delay between a probe's success and the rest)
@@ -96,32 +98,50 @@ class CircuitGuard(CallGuard):
         self.settings = settings
         self.rules = rules_of(settings)
         self._window = _Window(settings.window_seconds)
-        self._local = threading.local()
         # Prefect's settings live in context variables, which the threads a handler starts do not inherit:
         # events are sent from the context the guard was built in.
         self._context = contextvars.copy_context()
 
     # --- CallGuard --------------------------------------------------------------------------------------
 
-    def before_call(self) -> None:
+    def before_call(self, call: GuardedCall) -> None:
+        call.probing = False
         while True:
             now = utcnow()
             state = circuit.read(self.engine, self.tag)
-            admission, moved = circuit.admit(self.engine, state, self.rules, now)
+            if self._leaves_probe_to_others(call, state, now):
+                admission, moved = Admission.WAIT, None
+            else:
+                admission, moved = circuit.admit(self.engine, state, self.rules, now)
             if moved is not None:
                 self._announce(moved, now)
             if admission is not Admission.WAIT:
-                self._local.seen = state if moved is None else moved.circuit
+                call.waiting_since = None
+                call.probing = admission is Admission.PROBE
+                call.seen = state if moved is None else moved.circuit
                 return
+            # a long outage pauses the action, but only once this call has itself waited through a probe cycle:
+            # a resumed action gets its chance to find the provider back before it pauses again
+            call.waiting_since = call.waiting_since or now
             outage = state.outage_seconds(now)
-            if outage >= self.rules.pause_after_seconds:
+            waited = (now - call.waiting_since).total_seconds()
+            if outage >= self.rules.pause_after_seconds and waited >= self.rules.cooldown_seconds + POLL_SECONDS:
                 raise ProviderOutageError(self.tag, outage)
             wait = state.cooldown_left(self.rules, now) if state.state == CircuitState.OPEN else POLL_SECONDS
             time.sleep(min(max(wait, 0.05), POLL_SECONDS))
 
-    def succeeded(self) -> None:
+    def _leaves_probe_to_others(self, call: GuardedCall, state: Circuit, now: datetime) -> bool:
+        """A call whose probe failed lets another call probe next: its failure may be its own request's (a
+        company the provider always fails on), and a breaker re-opened by the same request every time would
+        keep a healthy provider closed off.  It probes again only when nobody else took the probe for a whole
+        extra cool-down (it is alone)."""
+        if call.probe_failed_at is None or state.state != CircuitState.OPEN or state.opened_at is None:
+            return False
+        return (now - state.opened_at).total_seconds() < 2 * self.rules.cooldown_seconds
+
+    def succeeded(self, call: GuardedCall) -> None:
         self._window.add(False)
-        seen: Circuit | None = getattr(self._local, "seen", None)
+        seen: Circuit | None = call.seen
         if seen is None or (seen.state == CircuitState.CLOSED and not seen.consecutive_failures):
             return  # the common case costs no write
         now = utcnow()
@@ -130,7 +150,12 @@ class CircuitGuard(CallGuard):
             self._window.clear()  # the outage's failures say nothing about the provider now
             self._announce(moved, now, outage=seen.outage_seconds(now))
 
-    def failed(self, error: ProviderError) -> bool:
+    def failed(self, call: GuardedCall, error: ProviderError) -> bool:
+        """Count the failure; True (do not spend a retry, wait for the breaker) when the breaker is open now.
+
+        Every counted attempt feeds the breaker, but only attempts made while it was closed spend the call's
+        retries: an attempt that failed because the provider is down, or a failed probe, waits for recovery.
+        """
         if not counts_as_outage(error):
             return False
         now = utcnow()
@@ -142,6 +167,9 @@ class CircuitGuard(CallGuard):
             moved = circuit.trip(self.engine, self.tag, reason, now)
         if moved is not None:
             self._announce(moved, now)
+        if call.probing:
+            call.probe_failed_at = now
+            return True
         return circuit.read(self.engine, self.tag).state != CircuitState.CLOSED
 
     # --- visibility -------------------------------------------------------------------------------------
@@ -177,8 +205,14 @@ _guards: dict[tuple[str, str], CircuitGuard] = {}
 _guards_lock = threading.Lock()
 
 
-def install(database: CompanyDatabase) -> None:
-    """Guard every provider call of this process with the breakers kept in ``database`` (``providers.guards``)."""
+_installed: list[str] = []  # the database URL of every guarding() block open in this process
+
+
+@contextmanager
+def guarding(database: CompanyDatabase) -> Iterator[None]:
+    """Guard every provider call made while the block runs (in any thread of this process) with the breakers
+    kept in ``database`` (``providers.guards``).  Outside every such block (a client used on its own) calls go
+    out unguarded."""
     engine = database.get_engine()
     url = str(engine.url)
 
@@ -190,7 +224,16 @@ def install(database: CompanyDatabase) -> None:
                 _guards[(url, tag)] = guard
             return guard
 
-    install_guard_factory(factory)
+    with _guards_lock:
+        _installed.append(url)
+        install_guard_factory(factory)
+    try:
+        yield
+    finally:
+        with _guards_lock:
+            _installed.remove(url)
+            if not _installed:
+                install_guard_factory(None)
 
 
 def forget_guards() -> None:

@@ -62,7 +62,6 @@ from core.schema import Company, CompanyStatus, OutcomeStatus, utcnow
 from core.spend import reserve
 from core.store import CompanyResult, flag_for_review, record_results
 from providers.anthropic_batches import MessageBatchesClient, ResultLine
-from tasks import circuit_guard
 from tasks.metering import Meter
 
 APPLY_CHUNK = 500
@@ -96,9 +95,6 @@ class MessageBatchJob:
     force: bool = False
     #: a lost POST is looked for only once this old: the provider may still be creating the batch before that
     resolve_after_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        circuit_guard.install(self.database)  # the Anthropic calls pass its circuit breaker
 
     # --- submit -----------------------------------------------------------------------------------------------
 
