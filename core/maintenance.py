@@ -331,13 +331,14 @@ def group_review_queue(session: Session) -> list[ReviewGroup]:
 # --- cleanup ---------------------------------------------------------------------------------------------------
 
 _FINISHED = (BulkActionStatus.COMPLETED, BulkActionStatus.FAILED, BulkActionStatus.CANCELLED)
-UNFINISHED = (BulkActionStatus.PENDING, BulkActionStatus.RUNNING, BulkActionStatus.PAUSED)
+#: every status an action may still move on from (waiting: an LLM reclassify between rounds)
+UNFINISHED = tuple(s for s in BulkActionStatus if not s.finished)
 
 
 def finished_bulk_actions_older_than(session: Session, days: int, now: datetime) -> list[int]:
     """Ids of completed/failed/cancelled actions that finished more than ``days`` ago.
 
-    Pending, running and paused actions are never returned, whatever their age: they may still be resumed.
+    Unfinished actions (pending, running, paused, waiting) are never returned, whatever their age.
     """
     cutoff = now - timedelta(days=days)
     stmt = (
@@ -373,7 +374,7 @@ def stuck_running_actions(session: Session) -> list[BulkAction]:
 
 
 def unfinished_count(session: Session) -> int:
-    """How many actions are pending, running or paused: any of them may resume from checkpoints."""
+    """How many actions are pending, running, paused or waiting: any of them may resume from checkpoints."""
     return len(list(session.scalars(select(BulkAction.id).where(BulkAction.status.in_(UNFINISHED)))))
 
 

@@ -30,14 +30,13 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from core.catalog import ACTIONS
-from core.maintenance import DeadJobGroup, ReviewGroup, group_dead_jobs, group_review_queue
+from core.maintenance import UNFINISHED, DeadJobGroup, ReviewGroup, group_dead_jobs, group_review_queue
 from core.operations_tables import ProviderCircuit, SlotRequest
 from core.schema import BulkAction, BulkActionOutcome, BulkActionStatus, OutcomeStatus, SpendEntry
 
 HOUR = timedelta(hours=1)
 CHART_HOURS = 24
 #: statuses of an action that may still process companies
-UNFINISHED = tuple(s for s in BulkActionStatus if not s.finished)
 
 
 @dataclass(frozen=True)

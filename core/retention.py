@@ -15,9 +15,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.schema import BulkAction, BulkActionShard, BulkActionStatus
-
-UNFINISHED = tuple(s for s in BulkActionStatus if not s.finished)
+from core.maintenance import UNFINISHED
+from core.schema import BulkAction, BulkActionShard
 
 
 def flow_runs_of_unfinished_actions(session: Session) -> set[str]:
