@@ -71,6 +71,10 @@ TARGETS: dict[str, tuple[str, float | tuple[float, float]]] = {
     "dedup_seconds_100k": ("<=", 30.0),
     "merge_rollback_exact": ("==", 1.0),
     "alert_latency_seconds": ("<=", 60.0),
+    "priority_inversions": ("==", 0.0),
+    "breaker_calls_while_open": ("<=", 1.0),
+    "breaker_dead_jobs_from_outage": ("==", 0.0),
+    "breaker_recovery_seconds": ("<=", 15.0),
 }
 MODULES = {
     "engine": "bench.bench_engine",
@@ -88,6 +92,8 @@ MODULES = {
     "reclassify_llm": "bench.bench_reclassify_llm",
     "dedup": "bench.bench_dedup",
     "alerts": "bench.bench_alerts",
+    "priority": "bench.bench_priority",
+    "breaker": "bench.bench_breaker",
 }
 #: what `make bench` (no names) runs: the scale benchmark takes long and has its own target, `make bench-scale`
 DEFAULT_MODULES = [
@@ -103,6 +109,8 @@ DEFAULT_MODULES = [
     "reclassify_llm",
     "dedup",
     "alerts",
+    "priority",
+    "breaker",
 ]
 
 
