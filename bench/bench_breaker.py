@@ -6,8 +6,8 @@ call); once 20 calls have been served the sandbox answers 503 to everything for 
 action go on as soon as the provider is back.
 
 - ``breaker_calls_while_open``: requests that reached the provider while its breaker was open or half-open
-  (from 0.1 s after each opening, so a call already admitted when it opened is not counted), divided by the
-  probes the configuration allowed (one per half-open spell).  Target <= 1.0.
+  (open spells from 0.1 s after each opening, so a call already admitted when it opened is not counted; the
+  probes included), divided by the probes the configuration allowed (one per half-open spell).  Target <= 1.0.
 - ``breaker_dead_jobs_from_outage``: the action's dead jobs (no other fault is injected).  Target 0.
 - ``breaker_recovery_seconds``: from the end of the outage to the first call answered 200 again.  Target <=
   cool-down + 5 = 15 s.
@@ -93,7 +93,13 @@ def run() -> dict[str, float]:
         if t.to_state in (CircuitState.OPEN, CircuitState.HALF_OPEN)
     ]
     half_open_spells = sum(1 for state, _, _ in spells if state == CircuitState.HALF_OPEN)
-    while_open = sum(1 for r in calls if any(begin + 0.1 < r["time"] < end for _, begin, end in spells))
+    # an open spell counts from 0.1 s after the opening (a call admitted just before it may still arrive); a
+    # half-open spell from its first instant (its probe goes out at once)
+    while_open = sum(
+        1
+        for r in calls
+        if any(begin + (0.1 if state == CircuitState.OPEN else 0.0) < r["time"] < end for state, begin, end in spells)
+    )
     recovered = [r["time"] for r in calls if r["status"] == 200 and r["time"] >= outage["end"]]
     with db.read_session() as session:
         dead = session.query(DeadJob).filter(DeadJob.bulk_action_id == summary.bulk_action_id).count()
