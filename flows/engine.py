@@ -103,7 +103,10 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
             opened = open_action(db, request, spec, flow_run_id, tag, _calls_per_batch(block), limit)
         except EmptySelectionError as error:
             return _nothing_selected(error)
-        return run_parent(request, db, opened, flow_run_id, tag, started)
+        with db.read_session() as session:
+            counts = outcome_counts(session, opened.bulk_action_id)
+        signals = _action_events(request, db, opened.bulk_action_id, flow_run_id, counts)
+        return run_parent(request, db, opened, flow_run_id, tag, started, signals)
     slots = ProviderSlots(tag, flow_run_id, db=db)  # fails fast when the provider has no limit
     try:
         if request.shard_index is not None:
@@ -124,8 +127,13 @@ def _run_rounds(
     request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int, flow_run_id: str, started: float
 ) -> BulkActionSummary | State[Any]:
     """An action on Message Batches (``flows.reclassify_llm``): one round, then its end or its hand-over."""
+    with db.read_session() as session:
+        counts = outcome_counts(session, bulk_action_id)
+    signals = _action_events(request, db, bulk_action_id, flow_run_id, counts)
+    signals.emit_started(counts.total)
     with guarding(db):  # the Anthropic calls pass the provider's circuit breaker
         end = run_rounds(request, db, bulk_action_id, flow_run_id)
+    signals.progress(end.counts, 0.0, final=True)
     if end.continuation is not None:
         return Completed(message=f"bulk action {bulk_action_id} waits: {end.reason}")
     cancelled = end.reason if end.status is BulkActionStatus.CANCELLED else None
@@ -133,7 +141,7 @@ def _run_rounds(
         db, bulk_action_id, failure_threshold=request.failure_threshold, cancelled=cancelled, paused=end.reason
     )
     return _conclude(
-        request, db, bulk_action_id, final.status, final.reason, final.counts, end.tally, end.batches, started
+        request, db, bulk_action_id, final.status, final.reason, final.counts, end.tally, end.batches, started, signals
     )
 
 

@@ -120,6 +120,7 @@ def run_rounds(request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: 
                 _add(totals, submitting, logger)
             except ActionStopError as reached:
                 stop = str(reached)
+                tally.stop_class = type(reached).__name__
                 logger.warning("no more sub-batches: %s", reached)
         _add(totals, job.poll_and_stage(), logger)
         _add(totals, job.apply_staged(), logger)

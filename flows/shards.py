@@ -34,6 +34,7 @@ from core.shards import ensure_shards, set_shard_status, shard_rows
 from core.slot_priority import queue_for
 from core.store import outcome_counts, set_status, store_progress
 from flows.action_end import artifact_key, finish_action
+from flows.action_events import ActionEvents
 from flows.bulk_record import OpenedAction, read_flow_run
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary
 from flows.progress import is_cancelling
@@ -72,7 +73,13 @@ def combined_shard_end(rows: list[BulkActionShard]) -> tuple[str | None, str | N
 
 
 def run_parent(
-    request: BulkActionRequest, db: CompanyDatabase, opened: OpenedAction, flow_run_id: str, tag: str, started: float
+    request: BulkActionRequest,
+    db: CompanyDatabase,
+    opened: OpenedAction,
+    flow_run_id: str,
+    tag: str,
+    started: float,
+    signals: ActionEvents | None = None,
 ) -> BulkActionSummary | State[Any]:
     logger = get_run_logger()
     bulk_action_id, plan = opened.bulk_action_id, opened.plan
@@ -97,6 +104,8 @@ def run_parent(
         deployment,
     )
     cancelled: str | None = None
+    if signals is not None:
+        signals.emit_started(plan.total)
     with get_client(sync_client=True) as client:
         for row in rows:
             _start_shard(client, db, request, row, deployment, flow_run_id)
@@ -113,9 +122,9 @@ def run_parent(
                 _cancel_children(client, rows)
             if time.monotonic() >= next_progress:
                 next_progress = time.monotonic() + PROGRESS_SECONDS
-                _write_progress(db, bulk_action_id, progress_id, plan.total)
+                _write_progress(db, bulk_action_id, progress_id, plan.total, signals)
             time.sleep(request.cancel_check_seconds)  # polling the children's rows; their runs live elsewhere
-    _write_progress(db, bulk_action_id, progress_id, plan.total)
+    _write_progress(db, bulk_action_id, progress_id, plan.total, signals, final=True)
     shard_cancelled, shard_failed = combined_shard_end(rows)
     end = finish_action(
         db,
@@ -160,6 +169,8 @@ def run_parent(
         description=f"Bulk action {bulk_action_id} ({request.action}): {end.status.value}",
     )
     logger.info("bulk action %d %s over %d shards: %s", bulk_action_id, end.status.value, len(rows), end.counts)
+    if signals is not None:
+        signals.ended(end.status, end.reason, end.counts, summary, budget_stop=False)
     if end.status is BulkActionStatus.CANCELLED:
         return Cancelled(message=f"bulk action {bulk_action_id} cancelled: {end.reason}")
     if end.status is BulkActionStatus.FAILED:
@@ -235,9 +246,19 @@ def _cancel_children(client: SyncPrefectClient, rows: list[BulkActionShard]) -> 
                 client.set_flow_run_state(run.id, Cancelling(message="the bulk action's parent was cancelled"))
 
 
-def _write_progress(db: CompanyDatabase, bulk_action_id: int, progress_id: UUID, total: int) -> None:
+def _write_progress(
+    db: CompanyDatabase,
+    bulk_action_id: int,
+    progress_id: UUID,
+    total: int,
+    signals: ActionEvents | None = None,
+    *,
+    final: bool = False,
+) -> None:
     with db.read_session() as session:
         counts = outcome_counts(session, bulk_action_id)
     with db.session() as session:
         store_progress(session, bulk_action_id, counts)
     update_progress_artifact(progress_id, 100.0 * counts.processed / max(total, 1))
+    if signals is not None:
+        signals.progress(counts, 0.0, final=final)
