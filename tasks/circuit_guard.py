@@ -131,12 +131,15 @@ class CircuitGuard(CallGuard):
             time.sleep(min(max(wait, 0.05), POLL_SECONDS))
 
     def _leaves_probe_to_others(self, call: GuardedCall, state: Circuit, now: datetime) -> bool:
-        """A call whose probe failed lets another call probe next: its failure may be its own request's (a
-        company the provider always fails on), and a breaker re-opened by the same request every time would
-        keep a healthy provider closed off.  It probes again only when nobody else took the probe for a whole
-        extra cool-down (it is alone)."""
+        """A call whose probe failed lets another call take the next probe: its failure may be its own
+        request's (a company the provider always fails on), and a breaker re-opened by the same request every
+        time would keep a healthy provider closed off.  The bar lasts for the open spell its own failure began:
+        once another call's probe has failed too, or nobody else probed for a whole extra cool-down (it is
+        alone), it may probe again."""
         if call.probe_failed_at is None or state.state != CircuitState.OPEN or state.opened_at is None:
             return False
+        if state.opened_at > call.probe_failed_at:
+            return False  # another call's probe has failed since: this one may probe again
         return (now - state.opened_at).total_seconds() < 2 * self.rules.cooldown_seconds
 
     def succeeded(self, call: GuardedCall) -> None:

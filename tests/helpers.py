@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from sqlalchemy import func, select
 
 from blocks.database import CompanyDatabase
@@ -45,3 +50,34 @@ def dead_jobs(db: CompanyDatabase, bulk_action_id: int) -> list[DeadJob]:
 def company_names(db: CompanyDatabase, ids: list[int]) -> dict[int, str]:
     with db.session() as session:
         return dict(session.execute(select(Company.id, Company.name).where(Company.id.in_(ids))).tuples().all())
+
+
+def read_events(
+    resource_id: str, wanted: set[str], timeout: float = 60.0, flow_run_id: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The bulkai events of ``resource_id`` by name (only those related to ``flow_run_id`` when given: bulk
+    action ids repeat across the session's two databases), once every name in ``wanted`` has been stored."""
+    deadline = time.monotonic() + timeout
+    event_filter = EventFilter(
+        resource=EventResourceFilter(id=[resource_id]), event=EventNameFilter(prefix=["bulkai."])
+    )
+    while True:
+        found: dict[str, list[dict[str, Any]]] = {}
+        with get_client(sync_client=True) as client:
+            page = client.read_events(event_filter, limit=50)
+            stored = list(page.events)
+            while page.next_page is not None:
+                page = client.read_events_page(page.next_page)
+                stored.extend(page.events)
+        for event in stored:
+            related = [dict(r) for r in event.related]
+            if flow_run_id is not None and not any(
+                r.get("prefect.resource.id") == f"prefect.flow-run.{flow_run_id}" for r in related
+            ):
+                continue
+            found.setdefault(event.event, []).append({"payload": event.payload, "related": related})
+        if wanted <= set(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"events of {resource_id}: wanted {sorted(wanted)}, stored {sorted(found)}")
+        time.sleep(0.2)

@@ -17,20 +17,22 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from sqlalchemy import select
 
 from blocks.embeddings import OpenAICompatibleEmbeddings
 from blocks.loading import clear_block_cache, load_database
 from blocks.operations import BreakerSettings, OperationsPolicy, forget_missing_policies
-from core import circuit
+from core import circuit, events
 from core.operations_tables import CircuitState, CircuitTransition
 from core.schema import BulkActionOutcome, BulkActionStatus, OutcomeStatus, utcnow
 from deployments.provision_limits import provision_limits
+from flows.action_end import artifact_key
 from flows.engine import BulkActionSummary
 from flows.generate_embeddings import generate_embeddings
 from sandbox.server import SandboxServer
 from tasks.circuit_guard import forget_guards
-from tests.helpers import bulk_action, dead_jobs, embedding_rows, latest_bulk_action, seed
+from tests.helpers import bulk_action, dead_jobs, embedding_rows, latest_bulk_action, read_events, seed
 
 TAG = "breaker-test"
 PROVIDER = "openai-compatible-embeddings/breaker"
@@ -98,6 +100,14 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
+def _description(key: str) -> str:
+    with get_client(sync_client=True) as client:
+        latest = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key]))
+        )
+    return str(latest[0].description or "") if latest else ""
+
+
 def embedding_requests(sandbox: SandboxServer) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests(provider="openai") if r["endpoint"] == "embeddings"]
 
@@ -123,6 +133,11 @@ def test_an_outage_mid_action_opens_the_breaker_and_costs_no_company(
     thread, out = run_in_thread(lambda: generate_embeddings(company_ids=ids, provider=breaker_provider))
     wait_until(lambda: len(embedding_requests(sandbox)) >= 4, 60, "the action's first calls")
     outage = sandbox.outage("openai", seconds=5.0)
+    # the user sees it: the action's progress artifact says its provider's circuit is open and batches wait
+    running = latest_bulk_action(db)
+    assert running is not None
+    key = artifact_key("generate_embeddings", running.id, "progress")
+    wait_until(lambda: "circuit open" in _description(key), 30, "the progress artifact to show the open circuit")
     thread.join(timeout=180)
     assert not thread.is_alive(), "the action did not finish after the outage"
 
@@ -150,6 +165,14 @@ def test_an_outage_mid_action_opens_the_breaker_and_costs_no_company(
     # the first success after the provider came back closed the breaker within a cool-down (and a poll)
     closed_at = history[-1].at.timestamp()
     assert closed_at - outage["end"] <= COOLDOWN + 2.0
+    # every change of state was emitted as an event of the provider's circuit
+    emitted = read_events(
+        f"bulkai.provider-circuit.{TAG}", {events.CIRCUIT_OPENED, events.CIRCUIT_HALF_OPENED, events.CIRCUIT_CLOSED}
+    )
+    assert len(emitted[events.CIRCUIT_OPENED]) == moves.count((CircuitState.CLOSED, CircuitState.OPEN)) + moves.count(
+        (CircuitState.HALF_OPEN, CircuitState.OPEN)
+    )
+    assert emitted[events.CIRCUIT_CLOSED][0]["payload"]["tag"] == TAG
 
 
 def test_a_long_outage_pauses_the_action_and_a_rerun_finishes_it(sandbox: SandboxServer, breaker_provider: str) -> None:
