@@ -31,7 +31,7 @@ def run() -> dict[str, float]:
     from bench.environment import seed
     from blocks.embeddings import OpenAICompatibleEmbeddings
     from blocks.loading import clear_block_cache, load_database
-    from blocks.operations import BreakerSettings, OperationsPolicy, forget_missing_policies
+    from blocks.operations import BreakerSettings, OperationsPolicy
     from core import circuit
     from core.operations_tables import CircuitState
     from core.schema import DeadJob, utcnow
@@ -46,7 +46,7 @@ def run() -> dict[str, float]:
     provision_limits({TAG: 4})
     settings = BreakerSettings(cooldown_seconds=COOLDOWN_SECONDS, probes=PROBES, pause_after_seconds=600)
     OperationsPolicy(breaker_by_tag={TAG: settings}).save("default", overwrite=True)
-    forget_missing_policies()
+    clear_block_cache()
     forget_guards()
     with SandboxServer(port=0, config={"openai": {"latency_ms": 40}}) as sandbox:
         OpenAICompatibleEmbeddings(

@@ -67,8 +67,29 @@ def load_embedding_block(reference: str) -> EmbeddingBlock:
 
 
 def clear_block_cache() -> None:
-    from blocks import spend  # a policy found missing is remembered there; it may exist now
-
+    """Forget every loaded block, and every policy found missing (it may exist now)."""
     with _lock:
         _cache.clear()
-    spend.forget_missing_policies()
+        _missing.clear()
+
+
+#: (class, name) of policy documents found not saved: asked once per process (every batch reads its policies)
+_missing: set[tuple[type[Block], str]] = set()
+
+
+def load_or_default(cls: type[B], name: str) -> B:
+    """The named document of a policy block, or one with every default when none is saved.
+
+    For blocks whose defaults are a working configuration (the spend and operations policies): a missing document
+    is not an error, and is asked for once per process.
+    """
+    key = (cls, name)
+    with _lock:
+        if key in _missing:
+            return cls()
+    try:
+        return load_block(cls, name)
+    except ConfigurationError:
+        with _lock:
+            _missing.add(key)
+        return cls()

@@ -81,21 +81,7 @@ class OperationsPolicy(Block):
 
 
 def load_operations_policy(name: str = DEFAULT_OPERATIONS_POLICY) -> OperationsPolicy:
-    """The named policy, or the defaults when it does not exist (asked once per process)."""
-    from blocks.loading import load_block
-    from core.errors import ConfigurationError
+    """The named policy, or the defaults when it does not exist."""
+    from blocks.loading import load_or_default
 
-    if name in _missing:
-        return OperationsPolicy()
-    try:
-        return load_block(OperationsPolicy, name)
-    except ConfigurationError:
-        _missing.add(name)
-        return OperationsPolicy()
-
-
-_missing: set[str] = set()
-
-
-def forget_missing_policies() -> None:
-    _missing.clear()
+    return load_or_default(OperationsPolicy, name)

@@ -73,20 +73,6 @@ class SpendPolicy(Block):
 
 def load_spend_policy(name: str = DEFAULT_SPEND_POLICY) -> SpendPolicy:
     """The named policy, or an empty one (default prices, no monthly budgets) when it does not exist."""
-    from blocks.loading import load_block
-    from core.errors import ConfigurationError
+    from blocks.loading import load_or_default
 
-    if name in _missing:
-        return SpendPolicy()
-    try:
-        return load_block(SpendPolicy, name)
-    except ConfigurationError:
-        _missing.add(name)  # asked once per process: every batch loads the policy
-        return SpendPolicy()
-
-
-_missing: set[str] = set()
-
-
-def forget_missing_policies() -> None:
-    _missing.clear()
+    return load_or_default(SpendPolicy, name)

@@ -24,39 +24,31 @@ import time
 from typing import Any
 from uuid import UUID
 
-from prefect import Flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, create_table_artifact
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Cancelled, Completed
 
 from blocks.database import CompanyDatabase
 from blocks.loading import load_database, load_provider_block
-from blocks.operations import load_operations_policy
 from blocks.spend import load_spend_policy
 from core.catalog import get_action
 from core.errors import EmptyCompanyListError, EmptySelectionError, InputError
-from core.pricing import format_usd, nano_to_usd, usd_to_nano
+from core.pricing import format_usd
 from core.schema import BulkAction, BulkActionStatus
-from core.shards import find_shard_by_flow_run, set_shard_status, shard_rows, store_shard_progress
+from core.shards import set_shard_status, shard_rows, store_shard_progress
 from core.spend import account_state, action_account, action_spend, check_budget_usd, release_abandoned
-from core.store import (
-    OutcomeCounts,
-    error_summary,
-    find_bulk_action_by_flow_run,
-    outcome_counts,
-    set_pause_request,
-    set_status,
-)
+from core.store import outcome_counts, set_pause_request, set_status
 from flows.action_end import artifact_key, finish_action
-from flows.action_events import ActionEvents
 from flows.batch_loop import BatchJob, Tally, map_batches
 from flows.bulk_record import OpenedAction, as_started, open_action, open_shard, read_flow_run
 from flows.bulk_types import BulkActionFailedError, BulkActionRequest, BulkActionSummary, DryRunReport
 from flows.cost_checks import check_spend_preconditions
-from flows.dry_run import dry_run, estimated_seconds
-from flows.pausing import suspend_paused_action
+from flows.dry_run import dry_run
+from flows.engine_end import action_events, conclude, summarize
+from flows.engine_hooks import BULK_ACTION_HOOKS
 from flows.progress import ProgressMonitor
 from flows.provider_slots import ProviderSlots, provider_limit
 from flows.queue_routing import route_to_priority_queue
@@ -66,7 +58,7 @@ from tasks.circuit_guard import describe_circuit, guarding
 
 MAX_SHARDS = 64
 
-__all__ = [
+__all__ = [  # BULK_ACTION_HOOKS lives in flows.engine_hooks; re-exported: every action flow imports it from here
     "BULK_ACTION_HOOKS",
     "BulkActionFailedError",
     "BulkActionRequest",
@@ -105,7 +97,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
             return _nothing_selected(error)
         with db.read_session() as session:
             counts = outcome_counts(session, opened.bulk_action_id)
-        signals = _action_events(request, db, opened.bulk_action_id, flow_run_id, counts)
+        signals = action_events(request, db, opened.bulk_action_id, flow_run_id, counts)
         return run_parent(request, db, opened, flow_run_id, tag, started, signals)
     slots = ProviderSlots(tag, flow_run_id, db=db)  # fails fast when the provider has no limit
     try:
@@ -129,7 +121,7 @@ def _run_rounds(
     """An action on Message Batches (``flows.reclassify_llm``): one round, then its end or its hand-over."""
     with db.read_session() as session:
         counts = outcome_counts(session, bulk_action_id)
-    signals = _action_events(request, db, bulk_action_id, flow_run_id, counts)
+    signals = action_events(request, db, bulk_action_id, flow_run_id, counts)
     signals.emit_started(counts.total)
     with guarding(db):  # the Anthropic calls pass the provider's circuit breaker
         end = run_rounds(request, db, bulk_action_id, flow_run_id)
@@ -140,7 +132,7 @@ def _run_rounds(
     final = finish_action(
         db, bulk_action_id, failure_threshold=request.failure_threshold, cancelled=cancelled, paused=end.reason
     )
-    return _conclude(
+    return conclude(
         request, db, bulk_action_id, final.status, final.reason, final.counts, end.tally, end.batches, started, signals
     )
 
@@ -224,7 +216,7 @@ def _run_batches(
     with db.read_session() as session:
         spent_at_start = action_spend(session, bulk_action_id)
         account = account_state(session, action_account(bulk_action_id))
-    signals = _action_events(request, db, bulk_action_id, flow_run_id, counts_at_start) if shard is None else None
+    signals = action_events(request, db, bulk_action_id, flow_run_id, counts_at_start) if shard is None else None
     if signals is not None:
         if resumed:
             signals.emit_resumed(request.budget_usd)
@@ -292,7 +284,7 @@ def _run_batches(
         paused=paused,
         progress_counts=monitor.counts,
     )
-    return _conclude(
+    return conclude(
         request, db, bulk_action_id, end.status, end.reason, end.counts, tally, len(batch_indices), started, signals
     )
 
@@ -328,7 +320,7 @@ def _end_shard(
             batches_from_checkpoint=tally.from_checkpoint,
         )
     _finish_if_orphaned(request, db, bulk_action_id)
-    summary = _summary(request, db, bulk_action_id, status, counts, tally, batches, started)
+    summary = summarize(request, db, bulk_action_id, status, counts, tally, batches, started)
     if cancelled:
         return Cancelled(message=f"shard {request.shard_index} of bulk action {bulk_action_id}: {cancelled}")
     return summary
@@ -348,153 +340,3 @@ def _finish_if_orphaned(request: BulkActionRequest, db: CompanyDatabase, bulk_ac
         return  # the parent is waiting and will end the action itself
     cancelled, failed = combined_shard_end(rows)
     finish_action(db, bulk_action_id, failure_threshold=request.failure_threshold, cancelled=cancelled, failed=failed)
-
-
-def _summary(
-    request: BulkActionRequest,
-    db: CompanyDatabase,
-    bulk_action_id: int,
-    status: BulkActionStatus,
-    counts: OutcomeCounts,
-    tally: Tally,
-    batches: int,
-    started: float,
-    reason: str | None = None,
-) -> BulkActionSummary:
-    with db.read_session() as session:
-        spent = action_spend(session, bulk_action_id)
-        account = account_state(session, action_account(bulk_action_id))
-        limit = account.limit_nanousd if account is not None else None
-    return BulkActionSummary(
-        spend_usd=nano_to_usd(spent),
-        budget_usd=None if limit is None else nano_to_usd(limit),
-        status_reason=reason,
-        bulk_action_id=bulk_action_id,
-        action=request.action,
-        status=status.value,
-        total=counts.total,
-        succeeded=counts.succeeded,
-        skipped=counts.skipped,
-        failed=counts.failed,
-        batches=batches,
-        batches_from_checkpoint=tally.from_checkpoint,
-        provider_calls=tally.provider_calls,
-        seconds=time.perf_counter() - started,
-        errors=dict(tally.errors),
-        invalid_input=tally.invalid_input,
-        shards=request.shards,
-    )
-
-
-def _conclude(
-    request: BulkActionRequest,
-    db: CompanyDatabase,
-    bulk_action_id: int,
-    status: BulkActionStatus,
-    reason: str | None,
-    counts: OutcomeCounts,
-    tally: Tally,
-    batches: int,
-    started: float,
-    signals: ActionEvents | None = None,
-) -> BulkActionSummary | State[Any]:
-    """Publish the summary, log the end, emit it, and turn it into the flow run's end state."""
-    summary = _summary(request, db, bulk_action_id, status, counts, tally, batches, started, reason)
-    if signals is not None:
-        signals.ended(status, reason, counts, summary, budget_stop=tally.stop_class == "BudgetReachedError")
-    create_table_artifact(
-        summary.as_rows(),
-        key=artifact_key(request.action, bulk_action_id, "summary"),
-        description=f"Bulk action {bulk_action_id} ({request.action}): {status.value}",
-    )
-    get_run_logger().info(
-        "bulk action %d %s: %d succeeded, %d skipped, %d failed (%d invalid input); %d/%d batches from "
-        "checkpoints; %.1f s",
-        bulk_action_id,
-        status.value,
-        summary.succeeded,
-        summary.skipped,
-        summary.failed,
-        summary.invalid_input,
-        summary.batches_from_checkpoint,
-        batches,
-        summary.seconds,
-    )
-    get_run_logger().info(
-        "bulk action %d spent %s%s",
-        bulk_action_id,
-        format_usd(usd_to_nano(summary.spend_usd)),
-        "" if summary.budget_usd is None else f" of a {format_usd(usd_to_nano(summary.budget_usd))} budget",
-    )
-    if status is BulkActionStatus.CANCELLED:
-        return Cancelled(message=f"bulk action {bulk_action_id} cancelled: {reason}")
-    if status is BulkActionStatus.FAILED:
-        raise BulkActionFailedError(f"bulk action {bulk_action_id} failed: {reason}")
-    if status is BulkActionStatus.PAUSED:
-        return suspend_paused_action(db, bulk_action_id, reason or "paused")
-    return summary
-
-
-def _action_events(
-    request: BulkActionRequest, db: CompanyDatabase, bulk_action_id: int, flow_run_id: str, counts: OutcomeCounts
-) -> ActionEvents:
-    """The run's event emitter, with the action's duration estimate (made once, when the action is new, and kept
-    on the record) scaled to the share of companies this run starts with."""
-    with db.session() as session:
-        record = session.get(BulkAction, bulk_action_id)
-        assert record is not None
-        parameters = dict(record.parameters or {})
-        if "estimated_seconds" not in parameters:
-            parameters["estimated_seconds"] = estimated_seconds(db, request, counts.total)
-            record.parameters = parameters
-        created_by, priority = record.created_by, record.priority
-    estimate = parameters.get("estimated_seconds")
-    pending = counts.total - counts.processed
-    return ActionEvents(
-        bulk_action_id=bulk_action_id,
-        action=request.action,
-        priority=priority,
-        created_by=created_by,
-        flow_run_id=flow_run_id,
-        thresholds=load_operations_policy().alerts,
-        estimated_seconds=None if not estimate or not counts.total else float(estimate) * pending / counts.total,
-    )
-
-
-# --- hooks: the record follows the flow run even when the engine is not running anymore ---------------------
-
-
-def _finish_from_hook(flow_run: FlowRun, status: BulkActionStatus, reason: str) -> None:
-    database = str((flow_run.parameters or {}).get("database") or "default")
-    db = load_database(database)
-    with db.session() as session:
-        record = find_bulk_action_by_flow_run(session, str(flow_run.id))
-        if record is not None:
-            if not record.status.finished:
-                from core.store import write_progress
-
-                write_progress(session, record.id)
-                set_status(session, record.id, status, reason=reason, error_summary=error_summary(session, record.id))
-            return
-        shard = find_shard_by_flow_run(session, str(flow_run.id))
-        if shard is not None and not shard.status.finished:
-            set_shard_status(session, shard.bulk_action_id, shard.shard_index, status, reason=reason)
-
-
-def mark_cancelled(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    _finish_from_hook(flow_run, BulkActionStatus.CANCELLED, f"flow run cancelled: {state.message or ''}".strip())
-
-
-def mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    _finish_from_hook(flow_run, BulkActionStatus.FAILED, f"flow run crashed: {state.message or ''}".strip())
-
-
-def mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    _finish_from_hook(flow_run, BulkActionStatus.FAILED, f"flow run failed: {state.message or ''}".strip())
-
-
-BULK_ACTION_HOOKS: dict[str, Any] = {
-    "on_cancellation": [mark_cancelled],
-    "on_crashed": [mark_crashed],
-    "on_failure": [mark_failed],
-}

@@ -9,7 +9,7 @@ from prefect.client.orchestration import get_client
 
 from blocks.embeddings import OpenAICompatibleEmbeddings
 from blocks.loading import clear_block_cache, load_database
-from blocks.operations import AlertThresholds, OperationsPolicy, forget_missing_policies
+from blocks.operations import AlertThresholds, OperationsPolicy
 from core import events
 from deployments.provision_limits import provision_limits
 from flows.engine import BulkActionSummary
@@ -23,14 +23,12 @@ from tests.helpers import bulk_action, read_events, seed
 def strict_alerts() -> Iterator[None]:
     OperationsPolicy(alerts=AlertThresholds(failure_ratio=0.1, failure_min_processed=5)).save("default", overwrite=True)
     clear_block_cache()
-    forget_missing_policies()
     forget_guards()
     yield
     with get_client(sync_client=True) as client:
         document = client.read_block_document_by_name("default", OperationsPolicy.get_block_type_slug())
         client.delete_block_document(document.id)
     clear_block_cache()
-    forget_missing_policies()
 
 
 def test_an_action_emits_started_progress_and_finished_with_its_counts() -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from blocks.embeddings import OpenAICompatibleEmbeddings
 from blocks.loading import clear_block_cache, load_database
-from blocks.operations import BreakerSettings, OperationsPolicy, forget_missing_policies
+from blocks.operations import BreakerSettings, OperationsPolicy
 from core import circuit, events
 from core.operations_tables import CircuitState, CircuitTransition
 from core.schema import BulkActionOutcome, BulkActionStatus, OutcomeStatus, utcnow
@@ -53,7 +53,6 @@ def use_policy(pause_after_seconds: float) -> None:
     )
     OperationsPolicy(breaker_by_tag={TAG: settings}).save("default", overwrite=True)
     clear_block_cache()
-    forget_missing_policies()
     forget_guards()
 
 
@@ -73,7 +72,6 @@ def breaker_provider(sandbox: SandboxServer) -> Iterator[str]:
     circuit.reset(engine, TAG, utcnow())  # the next test meets a closed breaker whatever this one left
     _delete_policy()
     clear_block_cache()
-    forget_missing_policies()
     forget_guards()
 
 
