@@ -22,6 +22,7 @@ RESUMED = "bulkai.bulk-action.resumed"
 FAILURE_RATIO_EXCEEDED = "bulkai.bulk-action.failure-ratio-exceeded"
 SLOW = "bulkai.bulk-action.slower-than-estimate"
 CIRCUIT_OPENED = "bulkai.circuit.opened"
+CIRCUIT_REOPENED = "bulkai.circuit.reopened"
 CIRCUIT_HALF_OPENED = "bulkai.circuit.half-opened"
 CIRCUIT_CLOSED = "bulkai.circuit.closed"
 DEAD_JOBS_BACKLOG = "bulkai.dead-jobs.backlog"
@@ -37,7 +38,8 @@ EVENTS: dict[str, str] = {
     RESUMED: "action, budget_usd (the raised budget, or null)",
     FAILURE_RATIO_EXCEEDED: "action, failure_ratio, threshold, processed, failed (once per flow run)",
     SLOW: "action, elapsed_seconds, estimated_seconds, factor (once per flow run)",
-    CIRCUIT_OPENED: "tag, reason, consecutive_failures, outage_seconds",
+    CIRCUIT_OPENED: "tag, reason, consecutive_failures, outage_seconds (a closed breaker opened: an outage began)",
+    CIRCUIT_REOPENED: "tag, reason, outage_seconds (a half-open probe failed: the outage goes on)",
     CIRCUIT_HALF_OPENED: "tag, probes",
     CIRCUIT_CLOSED: "tag, outage_seconds",
     DEAD_JOBS_BACKLOG: "open, threshold, by_action",

@@ -64,7 +64,9 @@ class ActionEvents:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def emit_started(self, total: int) -> None:
+    def emit_started(self, total: int, processed: int = 0) -> None:
+        """The run starts with ``processed`` of ``total`` done (a resumed action): progress is counted from there."""
+        self._last_processed = processed
         self._emit(events.STARTED, total=total, estimated_seconds=self.estimated_seconds)
 
     def emit_resumed(self, budget_usd: float | None) -> None:

@@ -98,6 +98,7 @@ def run_bulk_action(request: BulkActionRequest) -> BulkActionSummary | DryRunRep
         with db.read_session() as session:
             counts = outcome_counts(session, opened.bulk_action_id)
         signals = action_events(request, db, opened.bulk_action_id, flow_run_id, counts)
+        signals.emit_started(counts.total, counts.processed)
         return run_parent(request, db, opened, flow_run_id, tag, started, signals)
     slots = ProviderSlots(tag, flow_run_id, db=db)  # fails fast when the provider has no limit
     try:
@@ -122,7 +123,7 @@ def _run_rounds(
     with db.read_session() as session:
         counts = outcome_counts(session, bulk_action_id)
     signals = action_events(request, db, bulk_action_id, flow_run_id, counts)
-    signals.emit_started(counts.total)
+    signals.emit_started(counts.total, counts.processed)
     with guarding(db):  # the Anthropic calls pass the provider's circuit breaker
         end = run_rounds(request, db, bulk_action_id, flow_run_id)
     signals.progress(end.counts, 0.0, final=True)
@@ -220,7 +221,7 @@ def _run_batches(
     if signals is not None:
         if resumed:
             signals.emit_resumed(request.budget_usd)
-        signals.emit_started(counts_at_start.total)
+        signals.emit_started(counts_at_start.total, counts_at_start.processed)
     monitor = ProgressMonitor(
         db=db,
         bulk_action_id=bulk_action_id,

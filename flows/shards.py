@@ -104,8 +104,6 @@ def run_parent(
         deployment,
     )
     cancelled: str | None = None
-    if signals is not None:
-        signals.emit_started(plan.total)
     with get_client(sync_client=True) as client:
         for row in rows:
             _start_shard(client, db, request, row, deployment, flow_run_id)

@@ -191,6 +191,9 @@ class CircuitGuard(CallGuard):
             CircuitState.CLOSED: (events.CIRCUIT_CLOSED, {"outage_seconds": outage}),
         }
         name, payload = payloads[moved.to_state]
+        if moved.from_state == CircuitState.HALF_OPEN and moved.to_state == CircuitState.OPEN:
+            # not a new outage: one alert per outage, not one per cool-down
+            name, payload = events.CIRCUIT_REOPENED, {"reason": moved.reason, "outage_seconds": outage}
         self._context.copy().run(emit, name, events.circuit_resource(self.tag), {"tag": self.tag, **payload})
 
 
