@@ -178,8 +178,26 @@ def ensure_notification_block(name: str, url: str, *, overwrite: bool = False) -
 
 
 def _comparable(automation: AutomationCore) -> dict[str, Any]:
+    """The automation as JSON, with its triggers' event sets in one order: ``expect`` and ``after`` are sets,
+    which serialize in an order that changes from process to process (string hashing is randomized), so
+    without this an unchanged automation looked changed every other deploy."""
     dumped: dict[str, Any] = AutomationCore.model_validate(automation.model_dump()).model_dump(mode="json")
-    return dumped
+    normalised: dict[str, Any] = _sorted_sets(dumped)
+    return normalised
+
+
+def _sorted_sets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: sorted(item) if key in _SET_FIELDS and isinstance(item, list) else _sorted_sets(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_sorted_sets(item) for item in value]
+    return value
+
+
+_SET_FIELDS = frozenset({"expect", "after"})
 
 
 def apply_automations(wanted: list[AutomationCore]) -> dict[str, str]:
