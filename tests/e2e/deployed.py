@@ -753,3 +753,47 @@ def stop(system: Deployed, name: str) -> None:
     if process is not None and process.poll() is None:
         system.processes.kill(name)
     system.processes.running.pop(name, None)
+
+
+# --- the operations policy ----------------------------------------------------------------------------------
+
+SAVE_POLICY = """\
+import json
+import sys
+
+from blocks.operations import OperationsPolicy
+
+OperationsPolicy.model_validate(json.loads(sys.argv[1])).save("default", overwrite=True)
+"""
+
+
+def policy_document(system: Deployed) -> dict[str, Any] | None:
+    """The saved ``operations-policy/default`` document (id and data), or None."""
+    found = system.api(
+        "POST",
+        "/block_documents/filter",
+        json={
+            "block_types": {"slug": {"any_": ["operations-policy"]}},
+            "block_documents": {"name": {"any_": ["default"]}},
+        },
+    )
+    return found[0] if found else None
+
+
+def save_policy(system: Deployed, data: dict[str, Any]) -> None:
+    run_cli([sys.executable, "-c", SAVE_POLICY, json.dumps(data)], system.env)
+
+
+@contextmanager
+def operations_policy(system: Deployed, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[None]:
+    """The operator's policy as ``change`` makes it from the saved one (``{}`` when none is saved), saved the
+    way a user saves it; the saved one restored (or the document deleted) afterwards, whatever happened."""
+    before = policy_document(system)
+    save_policy(system, change(dict(before["data"]) if before else {}))
+    try:
+        yield
+    finally:
+        if before:
+            save_policy(system, before["data"])
+        elif (saved := policy_document(system)) is not None:
+            system.api("DELETE", f"/block_documents/{saved['id']}")

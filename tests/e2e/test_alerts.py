@@ -35,7 +35,6 @@ needs its window first, and Prefect evaluates proactive triggers every 5 s.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -59,6 +58,7 @@ from tests.e2e.deployed import (
     Deployed,
     bulk_action_of,
     get_bulk_action,
+    operations_policy,
     run_cli,
     wait_for,
 )
@@ -86,14 +86,6 @@ FAILING, SLOW, BUDGET, CIRCUIT, FINISHED, STALLED = (
     slice(0, 20), slice(20, 40), slice(40, 42), slice(42, 102), slice(102, 112), slice(112, 130),
 )  # fmt: skip
 
-SAVE_POLICY = """\
-import json
-import sys
-
-from blocks.operations import OperationsPolicy
-
-OperationsPolicy.model_validate(json.loads(sys.argv[1])).save("default", overwrite=True)
-"""
 
 ALERT_BLOCKS = """\
 import sys
@@ -147,23 +139,6 @@ def notification(
         raise AssertionError(f"{timed_out}; the receiver got: {subjects}") from None
 
 
-def policy_document(system: Deployed) -> dict[str, Any] | None:
-    """The saved ``operations-policy/default`` document (id and data), or None."""
-    found = system.api(
-        "POST",
-        "/block_documents/filter",
-        json={
-            "block_types": {"slug": {"any_": ["operations-policy"]}},
-            "block_documents": {"name": {"any_": ["default"]}},
-        },
-    )
-    return found[0] if found else None
-
-
-def save_policy(system: Deployed, data: dict[str, Any]) -> None:
-    run_cli([sys.executable, "-c", SAVE_POLICY, json.dumps(data)], system.env)
-
-
 def deploy_alerts(system: Deployed) -> dict[str, str]:
     """``python -m deployments.automations`` as ``make deploy`` runs it; what it says it did, by name."""
     output = run_cli([sys.executable, "-m", "deployments.automations"], system.env)
@@ -198,24 +173,20 @@ def alerting(system: Deployed) -> Iterator[Alerting]:
     system.ensure_workers()
     run_cli([sys.executable, "-c", ALERT_BLOCKS, system.sandbox.url, ALERT_TAG, str(ALERT_SLOTS)], system.env)
     companies = seed_own_companies(system)
-    before = policy_document(system)
-    data = dict(before["data"]) if before else {}
-    alerts_data = {
-        **data.get("alerts", {}),
-        "stall_minutes": STALL_MINUTES,
-        "dead_jobs_open": DEAD_JOBS_THRESHOLD,
-        "failure_min_processed": FAILURE_MIN_PROCESSED,
-        "slow_factor": SLOW_FACTOR,
-    }
-    breakers = {**data.get("breaker_by_tag", {}), ALERT_TAG: BREAKER}
-    save_policy(system, {**data, "alerts": alerts_data, "breaker_by_tag": breakers})
-    try:
+
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        alerts_data = {
+            **data.get("alerts", {}),
+            "stall_minutes": STALL_MINUTES,
+            "dead_jobs_open": DEAD_JOBS_THRESHOLD,
+            "failure_min_processed": FAILURE_MIN_PROCESSED,
+            "slow_factor": SLOW_FACTOR,
+        }
+        breakers = {**data.get("breaker_by_tag", {}), ALERT_TAG: BREAKER}
+        return {**data, "alerts": alerts_data, "breaker_by_tag": breakers}
+
+    with operations_policy(system, change):
         yield Alerting(deploy_alerts(system), deploy_alerts(system), companies)
-    finally:
-        if before:
-            save_policy(system, before["data"])
-        elif (saved := policy_document(system)) is not None:
-            system.api("DELETE", f"/block_documents/{saved['id']}")
 
 
 @contextmanager

@@ -12,8 +12,6 @@ outcomes and dead jobs.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,8 +31,8 @@ from tests.e2e.deployed import (
     Deployed,
     action_created_by,
     get_bulk_action,
+    operations_policy,
     outcomes,
-    run_cli,
     shard_companies,
     shard_rows,
     start_sharded_embeddings,
@@ -53,51 +51,24 @@ COOLDOWN = 5.0
 OUTAGE_SECONDS = 30.0
 ADMITTED_GRACE = 0.1  # a call admitted just before the breaker opened may still arrive this long after
 
-SAVE_POLICY = """\
-import json
-import sys
-
-from blocks.operations import OperationsPolicy
-
-OperationsPolicy.model_validate(json.loads(sys.argv[1])).save("default", overwrite=True)
-"""
-
-
-def policy_document(system: Deployed) -> dict[str, Any] | None:
-    found = system.api(
-        "POST",
-        "/block_documents/filter",
-        json={
-            "block_types": {"slug": {"any_": ["operations-policy"]}},
-            "block_documents": {"name": {"any_": ["default"]}},
-        },
-    )
-    return found[0] if found else None
-
-
-def save_policy(system: Deployed, data: dict[str, Any]) -> None:
-    run_cli([sys.executable, "-c", SAVE_POLICY, json.dumps(data)], system.env)
-
 
 @pytest.fixture
 def breaker_policy(system: Deployed) -> Iterator[None]:
     """The operator's short cool-down for the shards' provider tag; the policy, the sandbox and the breaker are
     restored afterwards whatever happened (the breaker closed, so no other e2e test meets it open)."""
-    before = policy_document(system)
-    data = dict(before["data"]) if before else {}
     settings = {"consecutive_failures": 3, "cooldown_seconds": COOLDOWN, "probes": 1, "pause_after_seconds": 300}
-    save_policy(system, {**data, "breaker_by_tag": {**data.get("breaker_by_tag", {}), SHARD_TAG: settings}})
+
+    def change(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "breaker_by_tag": {**data.get("breaker_by_tag", {}), SHARD_TAG: settings}}
+
     latency = system.sandbox.get_config()[PROVIDER]["latency_ms"]
-    try:
-        yield
-    finally:
-        system.sandbox.reset()  # an outage still running ends now
-        system.sandbox.configure(PROVIDER, latency_ms=latency, faults=[])
-        circuit.reset(system.db.get_engine(), SHARD_TAG, datetime.now(UTC))
-        if before:
-            save_policy(system, before["data"])
-        elif (saved := policy_document(system)) is not None:
-            system.api("DELETE", f"/block_documents/{saved['id']}")
+    with operations_policy(system, change):
+        try:
+            yield
+        finally:
+            system.sandbox.reset()  # an outage still running ends now
+            system.sandbox.configure(PROVIDER, latency_ms=latency, faults=[])
+            circuit.reset(system.db.get_engine(), SHARD_TAG, datetime.now(UTC))
 
 
 def seed_own_companies(system: Deployed) -> list[int]:
