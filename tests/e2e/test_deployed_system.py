@@ -293,7 +293,10 @@ def test_a_killed_workers_bulk_action_resumes_from_its_checkpoints(system: Deplo
     assert system.worker_of(rerun) == survivor
     final = get_bulk_action(db, record.id)
     assert final.status is BulkActionStatus.COMPLETED and final.flow_run_id == rerun
-    assert (final.total, final.succeeded, final.failed) == (40, 40, 0)
+    failed = {
+        cid: detail for cid, (status, detail) in outcomes(db, record.id).items() if status is OutcomeStatus.FAILED
+    }
+    assert (final.total, final.succeeded, final.failed) == (40, 40, 0), failed
     assert (final.parameters or {}).get("flow_runs") == [first, rerun]
     assert system.flow_run(first)["state_type"] == "CRASHED"  # taken over
     summary = {row["metric"]: row["value"] for row in system.artifact(rerun, f"enrich-companies-{record.id}-summary")}

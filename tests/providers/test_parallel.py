@@ -263,7 +263,7 @@ def test_the_block_builds_a_client_with_the_documented_defaults() -> None:
     block = ParallelEnrichment(api_key=API_KEY)  # type: ignore[arg-type]
     client = block.get_client()
     assert (client.processor, client.run_timeout_s, client.poll_slice_s) == ("base", 3600.0, 60)
-    assert client._retry == RetryPolicy(retries=2, initial_delay=0.5)
+    assert client._retry == RetryPolicy(retries=2, initial_delay=0.5, guard_tag="parallel")  # its breaker: its tag
     assert block.concurrency_tag == "parallel" and API_KEY not in repr(block)
 
 
