@@ -7,7 +7,7 @@
    Failed) or no longer exists are marked ``failed`` with the reason, so they can be seen and rerun by id.
 3. Resolved and discarded dead jobs past ``dead_job_retention_days`` are deleted.
 4. Checkpoints (persisted task results) older than ``retention_days`` are deleted, conservatively: only when no
-   bulk action of this database is pending, running or paused, since any of those may resume from them.
+   bulk action of this database is unfinished (pending, running, paused or waiting), since any may resume from them.
 5. Budget reservations no call can settle anymore (their action is paused, ended or gone: a process died
    mid-call) are given back, so they stop holding a creator's or provider's monthly budget.
 6. Prefect's own history: top-level flow runs that ended more than ``flow_run_retention_days`` ago are deleted
