@@ -81,3 +81,25 @@ def read_events(
         if time.monotonic() > deadline:
             raise AssertionError(f"events of {resource_id}: wanted {sorted(wanted)}, stored {sorted(found)}")
         time.sleep(0.2)
+
+
+def sandbox_embeddings(sandbox_url: str, tag: str, *, limit: int, name: str | None = None, **fields: Any) -> str:
+    """An OpenAI-compatible embeddings block at the sandbox on a concurrency tag of its own (with ``limit``
+    slots), one provider call per batch; returns its reference.  ``fields`` override the block's defaults."""
+    from blocks.embeddings import OpenAICompatibleEmbeddings
+    from blocks.loading import clear_block_cache
+    from deployments.provision_limits import provision_limits
+
+    provision_limits({tag: limit})
+    settings: dict[str, Any] = {
+        "base_url": f"{sandbox_url}/v1",
+        "api_key": f"fake-openai-{tag}",
+        "model": "sandbox-embed",
+        "self_hosted": True,  # a model of one's own: free, no price needed
+        "calls_per_batch": 1,
+        "concurrency_tag": tag,
+        **fields,
+    }
+    OpenAICompatibleEmbeddings(**settings).save(name or tag, overwrite=True)
+    clear_block_cache()
+    return f"openai-compatible-embeddings/{name or tag}"

@@ -797,3 +797,16 @@ def operations_policy(system: Deployed, change: Callable[[dict[str, Any]], dict[
             save_policy(system, before["data"])
         elif (saved := policy_document(system)) is not None:
             system.api("DELETE", f"/block_documents/{saved['id']}")
+
+
+def seed_own_companies(system: Deployed, n: int, seed_value: int) -> list[int]:
+    """Companies of one test module only, marked enriched yesterday like the system's own, so no cron finds them
+    due."""
+    with system.db.session() as session:
+        ids = seed_companies(session, n, seed=seed_value, duplicate_fraction=0.0)
+        session.execute(
+            update(Company)
+            .where(Company.id.in_(ids))
+            .values(enrichment_status=EnrichmentStatus.ENRICHED, enriched_at=datetime.now(UTC) - timedelta(days=1))
+        )
+    return ids

@@ -40,16 +40,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 
 from blocks.operations import AlertThresholds
 from core import circuit
-from core.schema import BulkActionStatus, Company, DeadJob, DeadJobStatus, EnrichmentStatus
-from core.synthetic import seed_companies
+from core.schema import BulkActionStatus, DeadJob, DeadJobStatus
 from deployments.automations import alerts
 from tests.e2e.deployed import (
     FINAL_STATES,
@@ -60,6 +59,7 @@ from tests.e2e.deployed import (
     get_bulk_action,
     operations_policy,
     run_cli,
+    seed_own_companies,
     wait_for,
 )
 
@@ -145,18 +145,6 @@ def deploy_alerts(system: Deployed) -> dict[str, str]:
     return dict(line.rsplit(": ", 1) for line in output.splitlines() if ": " in line)
 
 
-def seed_own_companies(system: Deployed) -> list[int]:
-    """Companies of this module only; marked enriched yesterday, as the system's own, so no cron finds them due."""
-    with system.db.session() as session:
-        ids = seed_companies(session, N_OWN, seed=16116, duplicate_fraction=0.0)
-        session.execute(
-            update(Company)
-            .where(Company.id.in_(ids))
-            .values(enrichment_status=EnrichmentStatus.ENRICHED, enriched_at=datetime.now(UTC) - timedelta(days=1))
-        )
-    return ids
-
-
 @dataclass(frozen=True)
 class Alerting:
     """What the module fixture set up: the two re-deploys' outcomes and the test's own companies."""
@@ -172,7 +160,7 @@ def alerting(system: Deployed) -> Iterator[Alerting]:
     companies; the policy restored after."""
     system.ensure_workers()
     run_cli([sys.executable, "-c", ALERT_BLOCKS, system.sandbox.url, ALERT_TAG, str(ALERT_SLOTS)], system.env)
-    companies = seed_own_companies(system)
+    companies = seed_own_companies(system, N_OWN, 16116)
 
     def change(data: dict[str, Any]) -> dict[str, Any]:
         alerts_data = {

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from core import circuit
 from core.operations_tables import CircuitState, CircuitTransition
-from core.schema import BulkActionStatus, Company, EnrichmentStatus, OutcomeStatus
-from core.synthetic import seed_companies
+from core.schema import BulkActionStatus, OutcomeStatus
 from tests.e2e.deployed import (
     FLOW_RUN_TIMEOUT,
     SHARD_TAG,
@@ -33,6 +31,7 @@ from tests.e2e.deployed import (
     get_bulk_action,
     operations_policy,
     outcomes,
+    seed_own_companies,
     shard_companies,
     shard_rows,
     start_sharded_embeddings,
@@ -71,18 +70,6 @@ def breaker_policy(system: Deployed) -> Iterator[None]:
             circuit.reset(system.db.get_engine(), SHARD_TAG, datetime.now(UTC))
 
 
-def seed_own_companies(system: Deployed) -> list[int]:
-    """Companies of this test only; marked enriched yesterday, as the system's own, so no cron finds them due."""
-    with system.db.session() as session:
-        ids = seed_companies(session, N, seed=16016, duplicate_fraction=0.0)
-        session.execute(
-            update(Company)
-            .where(Company.id.in_(ids))
-            .values(enrichment_status=EnrichmentStatus.ENRICHED, enriched_at=datetime.now(UTC) - timedelta(days=1))
-        )
-    return ids
-
-
 def embedding_requests(system: Deployed, since: float) -> list[dict[str, Any]]:
     return [
         r for r in system.sandbox.requests(provider=PROVIDER) if r["endpoint"] == "embeddings" and r["time"] >= since
@@ -106,7 +93,7 @@ def test_an_outage_mid_action_on_two_workers_opens_the_breaker_and_costs_no_comp
     db = system.db
     engine = db.get_engine()
     circuit.reset(engine, SHARD_TAG, datetime.now(UTC))
-    ids = seed_own_companies(system)
+    ids = seed_own_companies(system, N, 16016)
     system.sandbox.configure(PROVIDER, latency_ms=LATENCY_MS, faults=[])
     since = time.time()
     since_db = datetime.now(UTC)

@@ -7,16 +7,14 @@ from collections.abc import Iterator
 import pytest
 from prefect.client.orchestration import get_client
 
-from blocks.embeddings import OpenAICompatibleEmbeddings
 from blocks.loading import clear_block_cache, load_database
 from blocks.operations import AlertThresholds, OperationsPolicy
 from core import events
-from deployments.provision_limits import provision_limits
 from flows.engine import BulkActionSummary
 from flows.generate_embeddings import generate_embeddings
 from sandbox.server import SandboxServer
 from tasks.circuit_guard import forget_guards
-from tests.helpers import bulk_action, read_events, seed
+from tests.helpers import bulk_action, read_events, sandbox_embeddings, seed
 
 
 @pytest.fixture
@@ -62,24 +60,12 @@ def test_a_failure_ratio_over_the_threshold_is_emitted_once(
     provider_sandbox: SandboxServer, strict_alerts: None
 ) -> None:
     provider_sandbox.reset(config=True)
-    provision_limits({"events-test": 2})
-    OpenAICompatibleEmbeddings(
-        base_url=f"{provider_sandbox.url}/v1",
-        api_key="fake-openai-events",  # type: ignore[arg-type]
-        model="sandbox-embed",
-        self_hosted=True,
-        retries=0,
-        calls_per_batch=1,
-        concurrency_tag="events-test",
-    ).save("events-test", overwrite=True)
-    clear_block_cache()
+    provider = sandbox_embeddings(provider_sandbox.url, "events-test", limit=2, retries=0)
     provider_sandbox.configure("openai", faults=[{"kind": "malformed_json", "rate": 1.0}])
     db = load_database("default")
     ids = seed(db, 40, seed_value=16102)
     try:
-        summary = generate_embeddings(
-            company_ids=ids, provider="openai-compatible-embeddings/events-test", failure_threshold=1.0
-        )
+        summary = generate_embeddings(company_ids=ids, provider=provider, failure_threshold=1.0)
     finally:
         provider_sandbox.reset(config=True)
 

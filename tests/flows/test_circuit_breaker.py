@@ -20,19 +20,25 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from sqlalchemy import select
 
-from blocks.embeddings import OpenAICompatibleEmbeddings
 from blocks.loading import clear_block_cache, load_database
 from blocks.operations import BreakerSettings, OperationsPolicy
 from core import circuit, events
 from core.operations_tables import CircuitState, CircuitTransition
 from core.schema import BulkActionOutcome, BulkActionStatus, OutcomeStatus, utcnow
-from deployments.provision_limits import provision_limits
 from flows.action_end import artifact_key
 from flows.engine import BulkActionSummary
 from flows.generate_embeddings import generate_embeddings
 from sandbox.server import SandboxServer
 from tasks.circuit_guard import forget_guards
-from tests.helpers import bulk_action, dead_jobs, embedding_rows, latest_bulk_action, read_events, seed
+from tests.helpers import (
+    bulk_action,
+    dead_jobs,
+    embedding_rows,
+    latest_bulk_action,
+    read_events,
+    sandbox_embeddings,
+    seed,
+)
 
 TAG = "breaker-test"
 PROVIDER = "openai-compatible-embeddings/breaker"
@@ -58,15 +64,7 @@ def use_policy(pause_after_seconds: float) -> None:
 
 @pytest.fixture
 def breaker_provider(sandbox: SandboxServer) -> Iterator[str]:
-    provision_limits({TAG: 3})
-    OpenAICompatibleEmbeddings(
-        base_url=f"{sandbox.url}/v1",
-        api_key="fake-openai-breaker",
-        model="sandbox-embed",
-        self_hosted=True,
-        calls_per_batch=1,
-        concurrency_tag=TAG,
-    ).save("breaker", overwrite=True)
+    sandbox_embeddings(sandbox.url, TAG, limit=3, name="breaker")
     yield PROVIDER
     engine = load_database("default").get_engine()
     circuit.reset(engine, TAG, utcnow())  # the next test meets a closed breaker whatever this one left

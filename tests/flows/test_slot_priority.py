@@ -22,15 +22,13 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from sqlalchemy import select
 
 from blocks.database import CompanyDatabase
-from blocks.embeddings import OpenAICompatibleEmbeddings
-from blocks.loading import clear_block_cache, load_database
+from blocks.loading import load_database
 from core.operations_tables import SlotRequest
 from core.schema import BulkAction
-from deployments.provision_limits import provision_limits
 from flows.engine import BulkActionSummary
 from flows.generate_embeddings import generate_embeddings
 from sandbox.server import SandboxServer
-from tests.helpers import seed
+from tests.helpers import sandbox_embeddings, seed
 
 LIMIT = 2
 
@@ -39,20 +37,10 @@ LIMIT = 2
 def contested(provider_sandbox: SandboxServer) -> Iterator[tuple[str, str]]:
     """A sandbox embedding block on a tag of its own with a limit of 2; (block, tag)."""
     tag = f"prio-{uuid.uuid4().hex[:8]}"
-    provision_limits({tag: LIMIT})
-    OpenAICompatibleEmbeddings(
-        base_url=f"{provider_sandbox.url}/v1",
-        api_key="fake-sandbox-0123456789",  # type: ignore[arg-type]
-        model="sandbox-embed",
-        self_hosted=True,
-        calls_per_batch=1,
-        retries=0,
-        concurrency_tag=tag,
-    ).save(tag, overwrite=True)
-    clear_block_cache()
+    reference = sandbox_embeddings(provider_sandbox.url, tag, limit=LIMIT, retries=0)
     provider_sandbox.reset(config=True)
     provider_sandbox.configure("openai", latency_ms=300)
-    yield f"openai-compatible-embeddings/{tag}", tag
+    yield reference, tag
     provider_sandbox.reset(config=True)
 
 
