@@ -78,8 +78,8 @@ def test_an_llm_reclassify_hands_over_between_rounds_and_completes_in_a_continua
     assert done.status is BulkActionStatus.COMPLETED and (done.succeeded, done.failed) == (60, 0)
     flow_runs = list((done.parameters or {}).get("flow_runs", []))
     assert len(flow_runs) >= 2 and flow_runs[0] == first
-    for run_id in flow_runs:
-        assert system.flow_run(run_id)["state_type"] == "COMPLETED"
+    for run_id in flow_runs:  # the action is written finished before its flow run ends: wait for each run's end
+        system.expect_completed(run_id, timeout=60)
     stats = system.sandbox.stats(log=False)["providers"]["anthropic"]["endpoints"]
     assert stats["batches_create"]["accepted"] == 1  # 60 requests, one sub-batch, never submitted again
     with system.db.read_session() as session:
