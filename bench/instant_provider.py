@@ -17,6 +17,9 @@ DIMENSION = 384
 
 class InstantEmbeddingClient:
     model_id = "bench-instant-v1"
+    #: the names the dry-run estimator reads off an embedding client (a free provider: no price, no spend)
+    provider = "local"
+    price_model = model_id
 
     def __init__(self) -> None:
         self.calls = 0
